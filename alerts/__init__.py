@@ -1,0 +1,2 @@
+"""Alerts for leaders and operators: SLA transitions of dossiers and their
+wire form on the alerts topic."""

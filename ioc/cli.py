@@ -1,0 +1,244 @@
+"""The ``ioc`` command: one entry point per process of the system.
+
+This is the composition root: it builds the settings, the registry and the
+calendar, and hands them to the adapters, which it imports only when their
+command runs (so ``ioc --help`` needs no server and no optional extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from ioc.settings import Settings
+
+log = logging.getLogger("ioc")
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _world(settings: Settings):  # type: ignore[no-untyped-def]
+    from ioc.calendar import load_calendar
+    from ioc.registry import load_registry
+
+    return load_registry(settings.province_file), load_calendar(settings.calendar_file)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.sinks.schema import migrate
+
+    mode = migrate(settings.database_url)
+    print(f"schema ready ({mode})")
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from faust.worker import Worker
+
+    from ioc.topics import Topics
+    from streams.app import create_app
+    from streams.kafka import ensure_topics, topic_layout
+    from streams.sinks.schema import TopicMismatch, bind_topic, migrate
+
+    registry, calendar = _world(settings)
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    migrate(settings.database_url)
+    topics = Topics(settings.topic_prefix)
+    try:
+        bind_topic(settings.database_url, topics.procedure_events, settings.procedure_partitions)
+    except TopicMismatch as exc:
+        print(f"ioc worker: {exc}", file=sys.stderr)
+        return 2
+    layout = topic_layout(topics, settings.procedure_partitions, settings.sensor_partitions)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, layout))
+    app, _ = create_app(settings, registry, calendar)
+    worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    from ui_feed.app import run_api
+
+    run_api(settings)
+    return 0
+
+
+def cmd_bridge(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.sources.mqtt_bridge import run_bridge
+
+    asyncio.run(run_bridge(settings))
+    return 0
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from simulators.live import run_simulators
+
+    registry, calendar = _world(settings)
+    asyncio.run(run_simulators(settings, registry, calendar, target=args.to, sensors=args.sensors))
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from ioc.demo import run_demo
+
+    return run_demo(settings)
+
+
+def cmd_recompute(settings: Settings, args: argparse.Namespace) -> int:
+    from ioc.clock import parse_instant
+    from streams.recompute import WorkersRunning, recompute
+
+    registry, calendar = _world(settings)
+    until = parse_instant(args.until) if args.until else None
+    try:
+        result = asyncio.run(recompute(settings, registry, calendar, until, args.force))
+    except WorkersRunning as exc:
+        print(f"ioc kpis recompute: {exc}", file=sys.stderr)
+        return 2
+    print(result)
+    return 0
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from ioc.clock import parse_instant
+    from simulators.replay import open_in, read_events, replay, shuffled_with_repeats
+
+    with open_in(args.file) as source:
+        events = read_events(source)
+    if args.shuffle is not None:
+        events = shuffled_with_repeats(events, args.shuffle, args.repeat)
+    speed = None if args.speed == "max" else float(args.speed)
+    until = parse_instant(args.until) if args.until else None
+    sent = asyncio.run(replay(settings, events, speed, until, keep_order=args.shuffle is not None))
+    print(f"replayed {len(events)} events in {sent} messages")
+    return 0
+
+
+def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
+    from simulators.replay import generated, write_lines
+
+    registry, calendar = _world(settings)
+    n = write_lines(
+        generated(registry, calendar, args.start, args.days, args.rate, args.seed), args.out
+    )
+    print(f"wrote {n} events", file=sys.stderr)
+    return 0
+
+
+def cmd_record(settings: Settings, args: argparse.Namespace) -> int:
+    from simulators.replay import open_out, record
+
+    with open_out(args.out) as out:
+        n = asyncio.run(record(settings, out, args.idle))
+    print(f"recorded {n} events", file=sys.stderr)
+    return 0
+
+
+def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from ioc.events import procedure_event_schema, sensor_reading_schema
+
+    schema = procedure_event_schema() if args.kind == "procedure-event" else sensor_reading_schema()
+    print(json.dumps(schema, ensure_ascii=False, indent=2))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "demo": cmd_demo,
+    "worker": cmd_worker,
+    "api": cmd_api,
+    "bridge": cmd_bridge,
+    "simulate": cmd_simulate,
+    "schema": cmd_schema,
+    "replay": cmd_replay,
+    "generate": cmd_generate,
+    "record": cmd_record,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ioc",
+        description="IOC event-processing backend. Every setting comes from IOC_* variables.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "demo",
+        help="everything on embedded defaults: broker, database, MQTT, "
+        "worker, bridge, API and simulators",
+    )
+    sub.add_parser("worker", help="the faust worker (procedure and sensor streams)")
+    sub.add_parser("api", help="the API: ingest, REST reads, websocket and the wall page")
+    sub.add_parser("bridge", help="the MQTT -> Kafka bridge")
+    sim = sub.add_parser("simulate", help="simulated procedure events and sensor readings, live")
+    sim.add_argument(
+        "--to",
+        choices=("http", "kafka"),
+        default="http",
+        help="where procedure events go (sensors always go over MQTT)",
+    )
+    sim.add_argument("--no-sensors", dest="sensors", action="store_false")
+    rep = sub.add_parser("replay", help="send an NDJSON file of procedure events to Kafka")
+    rep.add_argument("file", help="NDJSON events ('-' for standard input)")
+    rep.add_argument(
+        "--speed", default="max", help="times faster than the events' own pace, or 'max' (default)"
+    )
+    rep.add_argument("--until", help="then move event-time workers' clocks to this instant")
+    rep.add_argument(
+        "--shuffle",
+        type=int,
+        metavar="SEED",
+        help="send in a random order (for testing that order does not matter)",
+    )
+    rep.add_argument(
+        "--repeat",
+        type=float,
+        default=0.0,
+        help="with --shuffle: send this share of the events twice",
+    )
+    gen = sub.add_parser("generate", help="write a simulated load as NDJSON")
+    gen.add_argument("--start", required=True, help="first receipt instant (ISO 8601)")
+    gen.add_argument("--days", type=float, default=7.0)
+    gen.add_argument("--rate", type=float, help="receipts per office hour (profile default)")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--out", default="-")
+    rec = sub.add_parser("record", help="write the procedure-events topic as NDJSON")
+    rec.add_argument("--out", default="-")
+    rec.add_argument("--idle", type=float, default=5.0, help="stop after this many idle seconds")
+    kpis = sub.add_parser("kpis", help="KPI commands")
+    kpisub = kpis.add_subparsers(dest="kpis_command", required=True)
+    rc = kpisub.add_parser("recompute", help="rebuild every counter from the stored raw events")
+    rc.add_argument("--until", help="the instant the KPIs are for (default: the workers' clock)")
+    rc.add_argument("--force", action="store_true", help="even if workers seem to be running")
+    db = sub.add_parser("db", help="database commands")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    dbsub.add_parser("migrate", help="create or update the schema")
+    schema = sub.add_parser("schema", help="print the JSON Schema of an event contract")
+    schema.add_argument("kind", choices=("procedure-event", "sensor-reading"))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings()
+    _logging(settings)
+    if args.command == "db":
+        return {"migrate": cmd_migrate}[args.db_command](settings, args)
+    if args.command == "kpis":
+        return {"recompute": cmd_recompute}[args.kpis_command](settings, args)
+    return COMMANDS[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

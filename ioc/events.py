@@ -1,0 +1,406 @@
+"""Event contracts: procedure events and sensor readings.
+
+Decoding never raises: it returns an event or a ``DecodeError`` carrying the
+reason and the raw bytes, which the caller sends to the dead-letter topic (or,
+at the HTTP edge, reports back per item). Field names are the public contract;
+``procedure_event_schema()`` and ``sensor_reading_schema()`` publish them as
+JSON Schema.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+PROCEDURE_TYPES: tuple[str, ...] = (
+    "received",
+    "accepted",
+    "rejected_at_intake",
+    "in_progress",
+    "supplement_requested",
+    "supplement_received",
+    "financial_obligation_requested",
+    "paid",
+    "withdrawn",
+    "stopped",
+    "processed",
+    "result_returned",
+    "result_digitized",
+    "dossier_digitized",
+    "apology_issued",
+    "rated",
+)
+_TYPES = frozenset(PROCEDURE_TYPES)
+CHANNELS: tuple[str, ...] = ("online", "vneid", "postal", "in_person")
+ONLINE_CHANNELS = frozenset(("online", "vneid"))
+
+SENSOR_MEASURES: dict[str, tuple[str, ...]] = {
+    # µg/m³ for every pollutant, CO included (VN_AQI tables use µg/m³)
+    "air_quality": ("pm25", "pm10", "o3", "no2", "so2", "co"),
+    # metres above the station's gauge datum
+    "water_level": ("level",),
+    # vehicles counted in the reading's interval; mean speed km/h
+    "traffic": ("vehicles", "speed"),
+    # A-weighted equivalent level, dB(A)
+    "noise": ("laeq",),
+    # millimetres in the reading's interval
+    "rainfall": ("rain_mm",),
+}
+SENSOR_KINDS: tuple[str, ...] = tuple(SENSOR_MEASURES)
+
+MAX_ID = 128
+MAX_ALLOTTED_DAYS = 365
+MAX_ALLOTTED_HOURS = 2920
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeError:
+    reason: str
+    raw: bytes
+    index: int | None = None
+
+
+@dataclass(slots=True)
+class Receipt:
+    """What a ``received`` event says about the dossier."""
+
+    province: str
+    centre: str
+    agency: str
+    commune: str | None
+    procedure_code: str
+    field: str
+    channel: str
+    allotted_days: float | None
+    allotted_hours: float | None
+    fee_required: bool
+    paper_result: bool
+
+
+@dataclass(slots=True)
+class ProcedureEvent:
+    event_id: str
+    type: str
+    dossier_id: str
+    ts: float
+    ts_text: str  # ``ts`` as written by the producer (ISO 8601)
+    raw: bytes
+    receipt: Receipt | None = None  # ``received``
+    online: bool = False  # ``paid``
+    score: int | None = None  # ``rated``
+    complaint: bool = False  # ``rated``
+    new_due: float | None = None  # ``apology_issued``
+
+
+@dataclass(slots=True)
+class SensorReading:
+    event_id: str
+    sensor_id: str
+    area: str
+    kind: str
+    ts: float
+    values: dict[str, float]
+    raw: bytes
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _text(obj: dict[str, Any], name: str, required: bool = True) -> str | None:
+    value = obj.get(name)
+    if type(value) is str and 0 < len(value) <= MAX_ID and not value.isspace():
+        return value
+    if value is None:
+        if required:
+            raise _Invalid(f"missing field '{name}'")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(f"field '{name}' must be a non-empty string")
+    raise _Invalid(f"field '{name}' is longer than {MAX_ID} characters")
+
+
+def _instant(obj: dict[str, Any], name: str) -> float:
+    value = obj.get(name)
+    if value is None:
+        raise _Invalid(f"missing field '{name}'")
+    if not isinstance(value, str):
+        raise _Invalid(f"field '{name}' must be an ISO 8601 string with an offset")
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid(f"field '{name}' is not ISO 8601: {value[:40]!r}") from None
+    if dt.tzinfo is None:
+        raise _Invalid(f"field '{name}' has no UTC offset (e.g. +07:00): {value[:40]!r}")
+    return dt.timestamp()
+
+
+def _flag(obj: dict[str, Any], name: str, default: bool | None = None) -> bool:
+    value = obj.get(name, default)
+    if not isinstance(value, bool):
+        raise _Invalid(f"field '{name}' must be true or false")
+    return value
+
+
+def _number(obj: dict[str, Any], name: str, high: float) -> float | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+        raise _Invalid(f"field '{name}' must be a number")
+    if not 0 < value <= high:
+        raise _Invalid(f"field '{name}' must be in (0, {high}]")
+    return float(value)
+
+
+def _code(text: str, digits: int) -> bool:
+    """An administrative code: exactly ``digits`` ASCII digits."""
+    return len(text) == digits and text.isascii() and text.isdigit()
+
+
+def _finite(value: float) -> bool:
+    # math.isfinite raises OverflowError on integers beyond float range
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _head(obj: Any) -> dict[str, Any]:
+    if type(obj) is not dict:
+        raise _Invalid("event must be a JSON object")
+    schema = obj.get("schema")
+    if type(schema) is not int or schema != SCHEMA_VERSION:
+        raise _Invalid(f"unsupported or missing 'schema' (expected {SCHEMA_VERSION})")
+    return obj
+
+
+def decode_procedure_event(obj: Any, raw: bytes) -> ProcedureEvent | DecodeError:
+    """Validate one parsed JSON value as a procedure event."""
+    try:
+        obj = _head(obj)
+        kind = obj.get("type")
+        if kind is None:
+            raise _Invalid("missing 'type'")
+        if type(kind) is not str or kind not in _TYPES:
+            raise _Invalid(f"unknown 'type' {str(kind)[:40]!r}")
+        event = ProcedureEvent(
+            _text(obj, "event_id"),  # type: ignore[arg-type]
+            kind,
+            _text(obj, "dossier_id"),  # type: ignore[arg-type]
+            _instant(obj, "ts"),
+            obj["ts"],
+            raw,
+        )
+        if kind == "received":
+            event.receipt = _receipt(obj)
+        elif kind == "paid":
+            event.online = _flag(obj, "online")
+        elif kind == "rated":
+            _rating_fields(obj, event)
+        elif kind == "apology_issued":
+            event.new_due = _instant(obj, "new_due")
+        return event
+    except _Invalid as exc:
+        return DecodeError(str(exc), raw)
+
+
+def _receipt(obj: dict[str, Any]) -> Receipt:
+    province = _text(obj, "province")
+    if province is None or not _code(province, 2):
+        raise _Invalid("field 'province' must be a 2-digit code (Decision 19/2025/QĐ-TTg)")
+    commune = _text(obj, "commune", required=False)
+    if commune is not None and not _code(commune, 5):
+        raise _Invalid("field 'commune' must be a 5-digit code (Decision 19/2025/QĐ-TTg)")
+    channel = obj.get("channel")
+    if type(channel) is not str or channel not in CHANNELS:
+        raise _Invalid(f"field 'channel' must be one of {', '.join(CHANNELS)}")
+    days = _number(obj, "allotted_working_days", MAX_ALLOTTED_DAYS)
+    hours = _number(obj, "allotted_working_hours", MAX_ALLOTTED_HOURS)
+    if (days is None) == (hours is None):
+        raise _Invalid("give exactly one of 'allotted_working_days' and 'allotted_working_hours'")
+    return Receipt(
+        province,
+        _text(obj, "centre"),  # type: ignore[arg-type]
+        _text(obj, "agency"),  # type: ignore[arg-type]
+        commune,
+        _text(obj, "procedure_code"),  # type: ignore[arg-type]
+        _text(obj, "field"),  # type: ignore[arg-type]
+        channel,
+        days,
+        hours,
+        _flag(obj, "fee_required"),
+        _flag(obj, "paper_result", False),
+    )
+
+
+def _rating_fields(obj: dict[str, Any], event: ProcedureEvent) -> None:
+    score = obj.get("score")
+    complaint = obj.get("complaint", False)
+    if score is not None and (isinstance(score, bool) or score not in (1, 2, 3, 4, 5)):
+        raise _Invalid("field 'score' must be an integer from 1 to 5")
+    if not isinstance(complaint, bool):
+        raise _Invalid("field 'complaint' must be true or false")
+    if score is None and not complaint:
+        raise _Invalid("a 'rated' event needs a 'score' or 'complaint': true")
+    event.score = score
+    event.complaint = complaint
+
+
+def decode_sensor_reading(obj: Any, raw: bytes) -> SensorReading | DecodeError:
+    """Validate one parsed JSON value as a sensor reading."""
+    try:
+        obj = _head(obj)
+        kind = obj.get("kind")
+        if type(kind) is not str or kind not in SENSOR_MEASURES:
+            raise _Invalid(f"field 'kind' must be one of {', '.join(SENSOR_KINDS)}")
+        values = obj.get("values")
+        if not isinstance(values, dict) or not values:
+            raise _Invalid("field 'values' must be a non-empty object of numbers")
+        known = SENSOR_MEASURES[kind]
+        clean: dict[str, float] = {}
+        for name, value in values.items():
+            if name not in known:
+                raise _Invalid(f"unknown measure {name!r} for {kind} (known: {', '.join(known)})")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _Invalid(f"measure {name!r} must be a number")
+            if not _finite(value):
+                raise _Invalid(f"measure {name!r} must be finite")
+            clean[name] = float(value)
+        return SensorReading(
+            event_id=_text(obj, "event_id"),  # type: ignore[arg-type]
+            sensor_id=_text(obj, "sensor_id"),  # type: ignore[arg-type]
+            area=_text(obj, "area"),  # type: ignore[arg-type]
+            kind=kind,
+            ts=_instant(obj, "ts"),
+            values=clean,
+            raw=raw,
+        )
+    except _Invalid as exc:
+        return DecodeError(str(exc), raw)
+
+
+def parse_json(raw: bytes) -> tuple[Any, str | None]:
+    """Parse bytes as JSON; the error text when it is not."""
+    try:
+        return json.loads(raw), None
+    except UnicodeDecodeError:
+        return None, "not UTF-8"
+    except ValueError as exc:
+        return None, f"not JSON: {exc}"
+
+
+_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
+_TS = {"type": "string", "format": "date-time", "description": "ISO 8601 with a UTC offset"}
+
+
+def procedure_event_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of a procedure event."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://ioc-backend.example/schemas/procedure-event.schema.json",
+        "title": "Procedure event",
+        "description": "One step in the life of an administrative-procedure dossier. "
+        "Keyed by dossier_id; idempotent on event_id.",
+        "type": "object",
+        "required": ["schema", "event_id", "type", "dossier_id", "ts"],
+        "properties": {
+            "schema": {"const": SCHEMA_VERSION},
+            "event_id": _ID,
+            "type": {"enum": list(PROCEDURE_TYPES)},
+            "dossier_id": _ID,
+            "ts": _TS,
+            "province": {"type": "string", "pattern": "^[0-9]{2}$"},
+            "centre": _ID,
+            "agency": _ID,
+            "commune": {"type": "string", "pattern": "^[0-9]{5}$"},
+            "procedure_code": _ID,
+            "field": _ID,
+            "channel": {"enum": list(CHANNELS)},
+            "allotted_working_days": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_ALLOTTED_DAYS,
+            },
+            "allotted_working_hours": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_ALLOTTED_HOURS,
+            },
+            "fee_required": {"type": "boolean"},
+            "paper_result": {"type": "boolean"},
+            "online": {"type": "boolean", "description": "paid: paid online"},
+            "score": {"type": "integer", "minimum": 1, "maximum": 5},
+            "complaint": {"type": "boolean"},
+            "new_due": {**_TS, "description": "apology_issued: the new appointment time"},
+        },
+        "allOf": [
+            {
+                "if": {"properties": {"type": {"const": "received"}}},
+                "then": {
+                    "required": [
+                        "province",
+                        "centre",
+                        "agency",
+                        "procedure_code",
+                        "field",
+                        "channel",
+                        "fee_required",
+                    ],
+                    "oneOf": [
+                        {"required": ["allotted_working_days"]},
+                        {"required": ["allotted_working_hours"]},
+                    ],
+                },
+            },
+            {
+                "if": {"properties": {"type": {"const": "paid"}}},
+                "then": {"required": ["online"]},
+            },
+            {
+                "if": {"properties": {"type": {"const": "rated"}}},
+                "then": {
+                    "anyOf": [
+                        {"required": ["score"]},
+                        {"required": ["complaint"], "properties": {"complaint": {"const": True}}},
+                    ]
+                },
+            },
+            {
+                "if": {"properties": {"type": {"const": "apology_issued"}}},
+                "then": {"required": ["new_due"]},
+            },
+        ],
+    }
+
+
+def sensor_reading_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of a sensor reading as carried on Kafka."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://ioc-backend.example/schemas/sensor-reading.schema.json",
+        "title": "Sensor reading",
+        "type": "object",
+        "required": ["schema", "event_id", "sensor_id", "area", "kind", "ts", "values"],
+        "properties": {
+            "schema": {"const": SCHEMA_VERSION},
+            "event_id": _ID,
+            "sensor_id": _ID,
+            "area": {**_ID, "description": "a commune code or a configured area id"},
+            "kind": {"enum": list(SENSOR_KINDS)},
+            "ts": _TS,
+            "values": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {"type": "number"},
+                "description": "; ".join(
+                    f"{k}: {', '.join(v)}" for k, v in SENSOR_MEASURES.items()
+                ),
+            },
+        },
+    }

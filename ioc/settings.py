@@ -1,0 +1,96 @@
+"""Settings for every entry point, read from ``IOC_*`` environment variables.
+
+A ``Settings`` object is built in each entry point (``ioc worker``, ``ioc api``,
+...) and passed down; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DATA = Path(__file__).parent / "data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IOC_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    log_level: str = "INFO"
+
+    # Server addresses. Empty means "start an embedded one" in ``ioc demo``;
+    # every other command needs them set (the demo sets them for its children).
+    kafka_url: str = "kafka://127.0.0.1:9092"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
+    # Where a browser reaches the API, when it differs from host:port (a proxy).
+    public_url: str = ""
+
+    topic_prefix: str = "ioc."
+    procedure_partitions: int = Field(4, ge=1, le=256)
+    sensor_partitions: int = Field(2, ge=1, le=256)
+
+    province_file: Path = PACKAGE_DATA / "province-01-ha-noi.toml"
+    calendar_file: Path = PACKAGE_DATA / "calendar-01-ha-noi.toml"
+    scorecard_file: Path = PACKAGE_DATA / "scorecard-766.toml"
+    data_dir: Path = Path(".ioc")
+
+    # Ingest: a token (``Authorization: Bearer ...``) when set; required in production.
+    ingest_token: str = ""
+    ingest_max_bytes: int = Field(5_000_000, ge=1_000)
+    # Screens read with this token when set.
+    read_token: str = ""
+
+    # The injected clock: "wall" follows real time (optionally started at
+    # ``clock_start`` and run ``clock_speed`` times faster; 0 stops it at
+    # ``clock_start``); "event" follows each partition's newest event time,
+    # for replays.
+    clock: Literal["wall", "event"] = "wall"
+    clock_start: str = ""
+    clock_speed: float = Field(1.0, ge=0)
+    # Real epoch second at which the clock reads ``clock_start``; processes
+    # given the same anchor agree on the time. Default: when the process starts.
+    clock_anchor: float | None = None
+
+    at_risk_share: float = Field(0.8, gt=0, lt=1)
+    # Scope kinds kept at 1-minute resolution (every kind is kept hourly).
+    minute_series: str = "province,commune,agency"
+    # How long finished dossiers stay in worker memory for late events.
+    finished_retention_days: int = Field(45, ge=1)
+    # Worker: flush to the database at least this often (seconds).
+    flush_interval: float = Field(0.25, gt=0)
+    snapshot_interval: float = Field(60.0, gt=0)
+    # At most this many KPI updates per second per scope on ioc.kpi-updates.
+    kpi_updates_per_second: float = Field(2.0, gt=0)
+
+    # Simulators. Receipts per office hour; empty: the profile's figure.
+    sim_dossiers_per_hour: float | None = Field(None, gt=0)
+    sim_sensors: int = Field(24, ge=0)
+    sim_sensor_period: float = Field(5.0, gt=0)
+    sim_seed: int = 7
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env == "production" and not self.ingest_token:
+            raise ValueError("IOC_INGEST_TOKEN must be set when IOC_ENV=production")
+        if self.env == "production" and len(self.ingest_token) < 16:
+            raise ValueError("IOC_INGEST_TOKEN must be at least 16 characters in production")
+        return self
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """``host:port[,host:port]`` from ``kafka://host:port``."""
+        return self.kafka_url.removeprefix("kafka://").rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::") else self.api_host  # noqa: S104
+        return f"http://{host}:{self.api_port}"

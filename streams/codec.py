@@ -1,0 +1,61 @@
+"""Kafka message values: NDJSON envelopes of events.
+
+A message carries one event or many, one JSON object per line, all for the
+same partition. A producer that sends one plain JSON event per message is
+already speaking this format. Batching matters: a faust agent iterates a few
+thousand messages a second, so throughput comes from events per message.
+
+Decoding parses all lines in one ``orjson.loads`` call (about eight times
+faster than ``json.loads`` per line) and falls back to line by line only
+when something is malformed, so one bad line costs its own dead letter and
+nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+
+from ioc.events import DecodeError
+
+T = TypeVar("T")
+
+
+def split_lines(value: bytes) -> list[bytes]:
+    return [line for line in value.split(b"\n") if line.strip()]
+
+
+def decode_envelope(
+    value: bytes, decode: Callable[[Any, bytes], T | DecodeError]
+) -> tuple[list[T], list[DecodeError]]:
+    """Events and errors of one message; each error carries its line's bytes."""
+    lines = split_lines(value)
+    good: list[T] = []
+    bad: list[DecodeError] = []
+    try:
+        objs = orjson.loads(b"[" + b",".join(lines) + b"]")
+    except orjson.JSONDecodeError:
+        objs = None
+    if objs is None or len(objs) != len(lines):
+        objs = []
+        for line in lines:
+            try:
+                objs.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                objs.append(_Broken(f"not JSON: {exc}"))
+    for index, (obj, line) in enumerate(zip(objs, lines, strict=True)):
+        result = DecodeError(obj.reason, line) if isinstance(obj, _Broken) else decode(obj, line)
+        if isinstance(result, DecodeError):
+            bad.append(DecodeError(result.reason, line, index))
+        else:
+            good.append(result)
+    return good, bad
+
+
+class _Broken:
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason

@@ -1,0 +1,153 @@
+"""Kafka adapter shared by the HTTP ingest, the MQTT bridge, the simulators
+and the worker's publishers: topic creation, the partitioner, and envelopes
+grouped by partition.
+
+Every producer here partitions by the Kafka default (murmur2 of the key), so
+a dossier's events land on one partition whether they come from the ingest,
+a replay or a third-party producer keying single events by ``dossier_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
+
+from ioc.topics import Topics
+
+log = logging.getLogger(__name__)
+
+# Brokers refuse messages over 1 MB by default; stay well under it.
+MAX_ENVELOPE_BYTES = 900_000
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for ``key``."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def topic_layout(
+    topics: Topics, procedure_partitions: int, sensor_partitions: int
+) -> dict[str, int]:
+    """Partitions per topic. Updates and alerts keep one partition: readers
+    take everything, in order."""
+    return {
+        topics.procedure_events: procedure_partitions,
+        topics.sensor_readings: sensor_partitions,
+        topics.kpi_updates: 1,
+        topics.alerts: 1,
+        topics.dead_letters: 1,
+    }
+
+
+async def ensure_topics(bootstrap: str, layout: dict[str, int], attempts: int = 30) -> None:
+    """Create missing topics; retries while the broker starts."""
+    for attempt in range(attempts):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(name, num_partitions=n, replication_factor=1)
+                for name, n in layout.items()
+                if name not in existing
+            ]
+            if missing:
+                try:
+                    await admin.create_topics(missing)
+                    log.info("created topics %s", ", ".join(t.name for t in missing))
+                except TopicAlreadyExistsError:
+                    pass
+            return
+        except KafkaError as exc:
+            if attempt == attempts - 1:
+                raise
+            log.info("broker at %s not ready (%s); retrying", bootstrap, exc.__class__.__name__)
+            await asyncio.sleep(1)
+        finally:
+            await admin.close()
+
+
+def group_by_partition(
+    items: Iterable[tuple[str, bytes]], partitions: int
+) -> dict[int, list[bytes]]:
+    """NDJSON lines grouped by the partition of their key."""
+    groups: dict[int, list[bytes]] = defaultdict(list)
+    for key, line in items:
+        groups[partition_for(key, partitions)].append(line)
+    return groups
+
+
+def envelopes(lines: list[bytes], limit: int = MAX_ENVELOPE_BYTES) -> list[bytes]:
+    """Lines joined into NDJSON envelopes no larger than ``limit`` bytes."""
+    out: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+    for line in lines:
+        if chunk and size + len(line) + 1 > limit:
+            out.append(b"\n".join(chunk))
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line) + 1
+    if chunk:
+        out.append(b"\n".join(chunk))
+    return out
+
+
+class Producer:
+    """An aiokafka producer that sends NDJSON envelopes per partition and
+    waits until the broker has them."""
+
+    def __init__(self, bootstrap: str, client_id: str = "ioc") -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            acks="all",
+            linger_ms=5,
+            max_request_size=2 * MAX_ENVELOPE_BYTES,
+            request_timeout_ms=15000,
+        )
+        self._partitions: dict[str, int] = {}
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def partitions(self, topic: str) -> int:
+        n = self._partitions.get(topic)
+        if n is None:
+            n = len(await self._producer.partitions_for(topic))
+            self._partitions[topic] = n
+        return n
+
+    async def send_keyed(self, topic: str, items: list[tuple[str, bytes]]) -> int:
+        """Send (key, line) items as envelopes, one or more per partition.
+        Returns the number of messages; raises when the broker did not
+        acknowledge them all."""
+        groups = group_by_partition(items, await self.partitions(topic))
+        futures = []
+        for part, lines in groups.items():
+            for value in envelopes(lines):
+                futures.append(await self._producer.send(topic, value, partition=part))
+        await asyncio.gather(*futures)
+        return len(futures)
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        await self._producer.send_and_wait(
+            topic, value, key=key, partition=partition, headers=headers
+        )

@@ -1,0 +1,301 @@
+"""The database schema, for TimescaleDB when it is there and plain PostgreSQL
+when it is not.
+
+The tables are the same on both; TimescaleDB turns the time-ordered ones into
+hypertables, adds continuous aggregates (``kpi_daily``,
+``sensor_readings_hourly``), columnstore compression and retention policies.
+On plain PostgreSQL the aggregates are ordinary views over ``date_bin``, so
+every query reads the same names either way. ``ioc db migrate`` applies it
+and says which mode it used.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from ioc.kpis import FLOWS, LEVELS
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+# Local days start at 00:00 in Asia/Ho_Chi_Minh (UTC+7).
+DAY_ORIGIN = "2000-01-01 00:00:00+07"
+
+
+def column(name: str) -> str:
+    """A counter name as a SQL column name."""
+    safe = name.replace(".", "_").replace("-", "_").replace("+", "p")
+    return f'"{safe}"'
+
+
+FLOW_COLUMNS = [column(n) for n in FLOWS]
+LEVEL_COLUMNS = [column("level_" + n) for n in LEVELS]
+
+
+def _flows_ddl() -> str:
+    return ",\n    ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in FLOW_COLUMNS)
+
+
+def _levels_ddl() -> str:
+    return ",\n    ".join(f"{c} bigint" for c in LEVEL_COLUMNS)
+
+
+def tables() -> list[str]:
+    return [
+        """CREATE TABLE IF NOT EXISTS schema_info (
+    version int PRIMARY KEY,
+    timescaledb text,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)""",
+        # The procedure topic whose partitions the state below belongs to.
+        """CREATE TABLE IF NOT EXISTS topic_binding (
+    single boolean PRIMARY KEY DEFAULT true CHECK (single),
+    topic text NOT NULL,
+    partitions int NOT NULL,
+    bound_at timestamptz NOT NULL DEFAULT now()
+)""",
+        # Every accepted procedure event that changed a dossier, as received.
+        """CREATE TABLE IF NOT EXISTS procedure_events (
+    ts timestamptz NOT NULL,
+    event_id text NOT NULL,
+    dossier_id text NOT NULL,
+    type text NOT NULL,
+    part smallint NOT NULL,
+    seq bigint NOT NULL,
+    body json NOT NULL
+)""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS procedure_events_event_id "
+        "ON procedure_events (event_id, ts)",
+        "CREATE INDEX IF NOT EXISTS procedure_events_dossier ON procedure_events (dossier_id)",
+        "CREATE INDEX IF NOT EXISTS procedure_events_part_seq ON procedure_events (part, seq)",
+        # Scope keys ("commune:00166") and the small ids counter rows use.
+        """CREATE TABLE IF NOT EXISTS scopes (
+    id serial PRIMARY KEY,
+    key text NOT NULL UNIQUE
+)""",
+        # Flow counters per scope and hour, per partition (summed on read).
+        f"""CREATE TABLE IF NOT EXISTS kpi_hourly (
+    hour timestamptz NOT NULL,
+    scope_id int NOT NULL,
+    part smallint NOT NULL,
+    {_flows_ddl()},
+    PRIMARY KEY (scope_id, part, hour)
+)""",
+        # The 1-minute series, append-only: each commit adds flow increments by
+        # their instant's minute, and the levels sampled at a minute's end
+        # (NULL in rows that carry flows only). Readers sum the flows and take
+        # the last levels. Appending (plain COPY, no upsert) is ten times
+        # cheaper, and exact because every commit is written once.
+        f"""CREATE TABLE IF NOT EXISTS kpi_points (
+    minute timestamptz NOT NULL,
+    scope_id int NOT NULL,
+    part smallint NOT NULL,
+    {_flows_ddl()},
+    {_levels_ddl()}
+)""",
+        "CREATE INDEX IF NOT EXISTS kpi_points_scope ON kpi_points (scope_id, minute)",
+        # The counters last published per scope and partition, for REST reads.
+        """CREATE TABLE IF NOT EXISTS kpi_latest (
+    scope text NOT NULL,
+    part smallint NOT NULL,
+    at timestamptz NOT NULL,
+    counters jsonb NOT NULL,
+    PRIMARY KEY (scope, part)
+)""",
+        """CREATE TABLE IF NOT EXISTS worker_partitions (
+    part smallint PRIMARY KEY,
+    seq bigint NOT NULL,
+    clock timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)""",
+        # The dossier store of a partition as of raw event ``seq``, in chunks.
+        """CREATE TABLE IF NOT EXISTS dossier_snapshots (
+    part smallint NOT NULL,
+    seq bigint NOT NULL,
+    chunk int NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT now(),
+    body bytea NOT NULL,
+    PRIMARY KEY (part, seq, chunk)
+)""",
+        # SLA transitions of dossiers: at_risk, overdue, cleared.
+        """CREATE TABLE IF NOT EXISTS sla_transitions (
+    at timestamptz NOT NULL,
+    dossier_id text NOT NULL,
+    transition text NOT NULL,
+    due timestamptz,
+    consumed_hours real NOT NULL,
+    allotted_hours real NOT NULL,
+    commune text,
+    agency text NOT NULL,
+    centre text NOT NULL,
+    procedure text NOT NULL,
+    field text NOT NULL
+)""",
+        "CREATE INDEX IF NOT EXISTS sla_transitions_dossier ON sla_transitions (dossier_id, at)",
+        """CREATE TABLE IF NOT EXISTS sensor_readings (
+    ts timestamptz NOT NULL,
+    event_id text NOT NULL,
+    sensor_id text NOT NULL,
+    area text NOT NULL,
+    kind text NOT NULL,
+    "values" jsonb NOT NULL
+)""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS sensor_readings_event_id "
+        "ON sensor_readings (event_id, ts)",
+        "CREATE INDEX IF NOT EXISTS sensor_readings_sensor ON sensor_readings (sensor_id, ts DESC)",
+        """CREATE TABLE IF NOT EXISTS dead_letters (
+    received_at timestamptz NOT NULL DEFAULT now(),
+    source text NOT NULL,
+    reason text NOT NULL,
+    raw bytea NOT NULL,
+    -- topic/partition/offset#item, or the MQTT topic, the bytes came from
+    origin text
+)""",
+    ]
+
+
+def _daily_select(bucket: str) -> str:
+    sums = ", ".join(f"sum({c}) AS {c}" for c in FLOW_COLUMNS)
+    return f"""SELECT {bucket} AS day, scope_id, part, {sums}
+FROM kpi_hourly GROUP BY {bucket}, scope_id, part"""
+
+
+def _sensor_hourly_select(bucket: str) -> str:
+    return f"""SELECT {bucket} AS hour, sensor_id, area, kind,
+    count(*) AS readings,
+    avg((("values"->>'pm25')::double precision)) AS pm25,
+    avg((("values"->>'pm10')::double precision)) AS pm10,
+    max((("values"->>'level')::double precision)) AS level_max,
+    sum((("values"->>'rain_mm')::double precision)) AS rain_mm,
+    sum((("values"->>'vehicles')::double precision)) AS vehicles,
+    avg((("values"->>'laeq')::double precision)) AS laeq
+FROM sensor_readings GROUP BY {bucket}, sensor_id, area, kind"""
+
+
+# (table, time column, chunk interval, columnstore segmentby, orderby, compress after, drop after)
+HYPERTABLES = (
+    ("procedure_events", "ts", "7 days", "part", "ts DESC", "30 days", None),
+    ("kpi_hourly", "hour", "30 days", "scope_id, part", "hour DESC", "400 days", None),
+    ("kpi_points", "minute", "1 day", "scope_id, part", "minute DESC", "7 days", "400 days"),
+    ("sla_transitions", "at", "30 days", "", "at DESC", "90 days", None),
+    ("sensor_readings", "ts", "1 day", "sensor_id", "ts DESC", "7 days", "730 days"),
+    ("dead_letters", "received_at", "7 days", "source", "received_at DESC", "30 days", "90 days"),
+)
+
+
+def timescale_statements() -> list[str]:
+    out: list[str] = []
+    for table, col, chunk, segment, order, compress, drop in HYPERTABLES:
+        out.append(
+            f"SELECT create_hypertable('{table}', by_range('{col}', INTERVAL '{chunk}'), "
+            "if_not_exists => TRUE, migrate_data => TRUE)"
+        )
+        settings = ["timescaledb.enable_columnstore = true", f"timescaledb.orderby = '{order}'"]
+        if segment:
+            settings.append(f"timescaledb.segmentby = '{segment}'")
+        out.append(f"ALTER TABLE {table} SET ({', '.join(settings)})")
+        out.append(
+            f"CALL add_columnstore_policy('{table}', after => INTERVAL '{compress}', "
+            "if_not_exists => TRUE)"
+        )
+        if drop:
+            out.append(
+                f"SELECT add_retention_policy('{table}', drop_after => INTERVAL '{drop}', "
+                "if_not_exists => TRUE)"
+            )
+    day = f"time_bucket(INTERVAL '1 day', hour, origin => TIMESTAMPTZ '{DAY_ORIGIN}')"
+    out.append(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS kpi_daily WITH (timescaledb.continuous) AS "
+        f"{_daily_select(day)} WITH NO DATA"
+    )
+    out.append(
+        "SELECT add_continuous_aggregate_policy('kpi_daily', start_offset => INTERVAL '400 days', "
+        "end_offset => NULL, schedule_interval => INTERVAL '1 hour', if_not_exists => TRUE)"
+    )
+    hour = "time_bucket(INTERVAL '1 hour', ts)"
+    out.append(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS sensor_readings_hourly "
+        f"WITH (timescaledb.continuous) AS {_sensor_hourly_select(hour)} WITH NO DATA"
+    )
+    out.append(
+        "SELECT add_continuous_aggregate_policy('sensor_readings_hourly', "
+        "start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour', "
+        "schedule_interval => INTERVAL '30 minutes', if_not_exists => TRUE)"
+    )
+    return out
+
+
+def postgres_statements() -> list[str]:
+    day = f"date_bin(INTERVAL '1 day', hour, TIMESTAMPTZ '{DAY_ORIGIN}')"
+    hour = "date_bin(INTERVAL '1 hour', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+    return [
+        f"CREATE OR REPLACE VIEW kpi_daily AS {_daily_select(day)}",
+        f"CREATE OR REPLACE VIEW sensor_readings_hourly AS {_sensor_hourly_select(hour)}",
+        "CREATE INDEX IF NOT EXISTS sensor_readings_ts ON sensor_readings (ts)",
+    ]
+
+
+def migrate(url: str) -> str:
+    """Create or update the schema. Returns the mode used: the TimescaleDB
+    version, or ``"postgresql"`` when the extension is not available."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
+        ).fetchone()
+        mode = "postgresql"
+        if row is not None:
+            try:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+                version = conn.execute(
+                    "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+                ).fetchone()
+                mode = f"timescaledb {version[0] if version else row[0]}"
+            except psycopg.Error as exc:
+                log.warning("TimescaleDB is installed but cannot be enabled here: %s", exc)
+        with conn.transaction():
+            for statement in tables():
+                conn.execute(statement)
+        # Continuous aggregates cannot be created inside a transaction block.
+        for statement in postgres_statements() if mode == "postgresql" else timescale_statements():
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_info (version, timescaledb) VALUES (%s, %s) "
+            "ON CONFLICT (version) DO UPDATE SET timescaledb = EXCLUDED.timescaledb, "
+            "applied_at = now()",
+            (SCHEMA_VERSION, None if mode == "postgresql" else mode),
+        )
+    if mode == "postgresql":
+        log.warning(
+            "TimescaleDB is not available: using plain PostgreSQL tables and date_bin views "
+            "(no hypertables, compression, continuous aggregates or retention policies)"
+        )
+    else:
+        log.info("%s: hypertables, columnstore, continuous aggregates and retention enabled", mode)
+    return mode
+
+
+class TopicMismatch(RuntimeError):
+    """The database holds the partition state of another procedure topic."""
+
+
+def bind_topic(url: str, topic: str, partitions: int) -> None:
+    """Tie the database to one procedure topic and partition count.
+
+    Worker state is stored per partition number, so a worker reading another
+    topic (another prefix, or the same topic re-partitioned) would resume
+    from offsets and dossiers that are not its own."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO topic_binding (topic, partitions) VALUES (%s, %s) "
+            "ON CONFLICT (single) DO NOTHING",
+            (topic, partitions),
+        )
+        row = conn.execute("SELECT topic, partitions FROM topic_binding").fetchone()
+    if row is not None and (row[0], row[1]) != (topic, partitions):
+        raise TopicMismatch(
+            f"this database holds the state of topic {row[0]!r} with {row[1]} partitions, "
+            f"not {topic!r} with {partitions}: point IOC_DATABASE_URL at another database "
+            "(to re-partition, `ioc record` the old topic and `ioc replay` it into a new one)"
+        )

@@ -1,0 +1,382 @@
+"""MQTT -> Kafka bridge for sensor readings (the only module here importing paho).
+
+Topic: ``ioc/sensors/{area}/{kind}/{sensor_id}``; ``area`` is a commune code
+or a configured area id, ``kind`` one of ``ioc.events.SENSOR_MEASURES``.
+
+Payload contract, a UTF-8 JSON object:
+
+- ``ts``: ISO 8601 with a UTC offset. Absent (or null): the bridge stamps its
+  receive time and adds ``"ts_from": "bridge"``.
+- ``values``: ``{measure: number}`` with measures of the kind; or ``value``:
+  one number, only for kinds with one measure (water_level -> level,
+  noise -> laeq, rainfall -> rain_mm). Not both.
+- ``event_id`` (optional): default ``mqtt-`` + a hash of topic and payload
+  bytes, so a re-delivered message keeps its id.
+- Other fields (``unit``...) are ignored. Payloads over 64 KiB are refused.
+
+Each message becomes one line of ``ioc.events.sensor_reading_schema()``
+(``schema, event_id, sensor_id, area, kind, ts, values``), validated with
+``decode_sensor_reading`` like the worker does, batched (50 ms or 1000
+messages) into one NDJSON envelope per partition, the partition chosen from
+``sensor_id``. A bad message becomes
+one dead letter (raw payload; headers ``source``, ``reason``, ``origin``).
+
+Delivery is at least once: the MQTT session is persistent (clean_session
+false, QoS 1, manual acks) and a message is acknowledged only after Kafka
+acknowledged its envelope or its dead letter. While Kafka is down, messages
+stay unacknowledged and the batch is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ioc.clock import Clock, WallClock, build_clock, to_iso
+from ioc.events import (
+    SCHEMA_VERSION,
+    SENSOR_KINDS,
+    SENSOR_MEASURES,
+    DecodeError,
+    decode_sensor_reading,
+    parse_json,
+)
+from ioc.settings import Settings
+from ioc.topics import Topics
+from streams.kafka import Producer, ensure_topics, topic_layout
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTION = "ioc/sensors/#"
+FLUSH_SECONDS = 0.05
+BATCH_MAX = 1000
+MAX_PAYLOAD_BYTES = 64 * 1024  # a reading is ~200 bytes; far more is not a reading
+# QoS 0 messages are fire-and-forget: past this backlog (Kafka down) drop them
+# rather than grow without bound. QoS 1 is bounded by the broker's inflight window.
+MAX_PENDING_QOS0 = 100_000
+SHORTHAND = {kind: m[0] for kind, m in SENSOR_MEASURES.items() if len(m) == 1}
+
+
+def parse_topic(topic: str) -> tuple[str, str, str] | None:
+    """``(area, kind, sensor_id)``; only the shape is checked, not the kind."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != "ioc" or parts[1] != "sensors" or not all(parts[2:]):
+        return None
+    return parts[2], parts[3], parts[4]
+
+
+def reading_from_mqtt(
+    topic: str, payload: bytes, received_at: float
+) -> tuple[dict[str, Any], bytes] | DecodeError:
+    """The Kafka reading and its NDJSON line, or why the message is refused."""
+    try:
+        reading = _normalize(topic, payload, received_at)
+        checked = decode_sensor_reading(reading, payload)
+        line = json.dumps(reading, ensure_ascii=False, separators=(",", ":")).encode()
+    except _Refused as exc:
+        return DecodeError(str(exc), payload)
+    except (OverflowError, ValueError, TypeError) as exc:  # e.g. an integer too big for a float
+        return DecodeError(f"invalid reading: {exc}", payload)
+    return checked if isinstance(checked, DecodeError) else (reading, line)
+
+
+class _Refused(Exception):
+    pass
+
+
+def _normalize(topic: str, payload: bytes, received_at: float) -> dict[str, Any]:
+    """The payload in the Kafka contract, not yet validated."""
+    where = parse_topic(topic)
+    if where is None:
+        raise _Refused(f"topic {topic[:80]!r} is not ioc/sensors/{{area}}/{{kind}}/{{id}}")
+    area, kind, sensor_id = where
+    if kind not in SENSOR_MEASURES:
+        raise _Refused(f"unknown kind {kind[:40]!r} (known: {', '.join(SENSOR_KINDS)})")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise _Refused(f"payload is over {MAX_PAYLOAD_BYTES} bytes")
+    obj, error = parse_json(payload)
+    if error is not None:
+        raise _Refused(error)
+    if not isinstance(obj, dict):
+        raise _Refused("payload must be a JSON object")
+    values = obj.get("values")
+    if "value" in obj:
+        if "values" in obj:
+            raise _Refused("give 'value' or 'values', not both")
+        if kind not in SHORTHAND:
+            raise _Refused(f"'value' is only for one-measure kinds; {kind} needs 'values'")
+        values = {SHORTHAND[kind]: obj["value"]}
+    reading = {
+        "schema": SCHEMA_VERSION,
+        "event_id": obj.get("event_id", default_event_id(topic, payload)),
+        "sensor_id": sensor_id,
+        "area": area,
+        "kind": kind,
+        "ts": obj.get("ts"),
+        "values": values,
+    }
+    if reading["ts"] is None:
+        reading["ts"] = to_iso(received_at)
+        reading["ts_from"] = "bridge"
+    return reading
+
+
+def default_event_id(topic: str, payload: bytes) -> str:
+    return "mqtt-" + hashlib.sha256(topic.encode() + b"\n" + payload).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class _Message:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: float
+    session: int  # which MQTT connection delivered it; acks go back on that one only
+
+
+class MqttBridge:
+    """Subscribes to ``ioc/sensors/#`` and forwards to Kafka; see the module doc."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        producer: Producer | None = None,
+        drain_timeout: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.client_id = f"ioc-bridge-{settings.topic_prefix}"
+        # Receive time for payloads without ``ts``: the deployment's wall clock.
+        self._clock: Clock = clock or (
+            build_clock("wall", settings.clock_start, settings.clock_speed, settings.clock_anchor)
+            if settings.clock == "wall"
+            else WallClock()
+        )
+        self._producer = producer
+        self._drain_timeout = drain_timeout
+        self._counts = dict.fromkeys(
+            ("received", "forwarded", "dead_lettered", "kafka_errors", "dropped_qos0"), 0
+        )
+        self._session = 0
+        self._connected = False
+        self._closing = False
+        self._lock = threading.Lock()  # orders acks against (re)connections
+        self._client: mqtt.Client | None = None
+        self._queue: asyncio.Queue[_Message | None] = asyncio.Queue()
+        self._subscribed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {**self._counts, "pending": self._queue.qsize()}
+
+    async def start(self) -> None:
+        """Connect to Kafka (retrying), then to MQTT (paho retries by itself)."""
+        self._loop = asyncio.get_running_loop()
+        self._producer = await self._start_producer(self._producer)
+        url = urlsplit(self.settings.mqtt_url)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        if url.username:
+            client.username_pw_set(url.username, url.password)
+        client.reconnect_delay_set(1, 30)
+        # An exception escaping a callback would end paho's thread: log it instead.
+        client.suppress_exceptions = True
+        client.on_log = self._on_log
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        self._client = client
+        client.connect_async(url.hostname or "127.0.0.1", url.port or 1883, keepalive=30)
+        client.loop_start()
+        self._flusher = asyncio.create_task(self._flush_forever(), name="mqtt-bridge-flush")
+
+    async def wait_subscribed(self) -> None:
+        """Return once the broker confirmed the subscription (bound it with a timeout)."""
+        await self._subscribed.wait()
+
+    async def stop(self) -> None:
+        """Forward and acknowledge what was received, then disconnect.
+
+        Anything not forwarded within ``drain_timeout`` (Kafka down) stays
+        unacknowledged; the broker re-delivers it on the next start."""
+        self._closing = True
+        if self._flusher is not None:
+            self._queue.put_nowait(None)
+            try:
+                await asyncio.wait_for(self._flusher, self._drain_timeout)
+            except TimeoutError:
+                log.warning("bridge stopped with messages not forwarded; they stay unacked")
+            except Exception:
+                log.exception("bridge flusher failed")
+        if self._client is not None:
+            self._client.disconnect()  # queued PUBACKs go out before DISCONNECT
+            await asyncio.to_thread(self._client.loop_stop)
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def _start_producer(self, given: Producer | None) -> Producer:
+        if given is not None:  # a test double: its failures are the test's business
+            await given.start()
+            return given
+        delay = 0.5
+        while True:
+            producer = Producer(self.settings.kafka_bootstrap, self.client_id)
+            try:
+                await producer.start()
+                return producer
+            except Exception as exc:  # aiokafka raises several kinds while the broker is away
+                self._counts["kafka_errors"] += 1
+                log.warning("Kafka unreachable (%r); retrying in %.1f s", exc, delay)
+                await producer.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    # paho's network thread --------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("MQTT broker refused the connection: %s", reason)
+            return
+        with self._lock:
+            self._session += 1
+            self._connected = True
+        log.info("MQTT connected (session present: %s)", flags.session_present)
+        client.subscribe(SUBSCRIPTION, qos=1)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        with self._lock:
+            self._session += 1
+            self._connected = False
+        if not self._closing:
+            log.warning("MQTT disconnected (%s); paho reconnects", reason)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("MQTT subscription to %s refused: %s", SUBSCRIPTION, reasons)
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(self._subscribed.set)
+
+    def _on_log(self, _c: mqtt.Client, _u: Any, level: int, text: str) -> None:
+        # paho 2.2 reports its idle loop after a disconnect as an error: noise.
+        if level == mqtt.MQTT_LOG_ERR and not text.startswith("Client is not connected"):
+            log.error("paho: %s", text)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        # A message skipped here stays unacknowledged and comes back later.
+        if self._closing or self._loop is None:
+            return
+        if msg.qos == 0 and self._queue.qsize() >= MAX_PENDING_QOS0:
+            self._counts["dropped_qos0"] += 1
+            return
+        now = self._clock.now()
+        item = _Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, now, self._session)
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        self._counts["received"] += 1
+
+    # asyncio side --------------------------------------------------------------
+
+    async def _flush_forever(self) -> None:
+        """Deliver what arrives within FLUSH_SECONDS (at most BATCH_MAX) as one
+        batch, until ``stop()`` queues None."""
+        last = False
+        while not last:
+            batch = [await self._queue.get()]
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_SECONDS):
+                    while len(batch) < BATCH_MAX and batch[-1] is not None:
+                        batch.append(await self._queue.get())  # no wait while queued
+            last = batch[-1] is None
+            await self._deliver([m for m in batch if m is not None])
+
+    async def _deliver(self, batch: list[_Message]) -> None:
+        """Forward one batch, retrying until Kafka took all of it, then ack it."""
+        assert self._producer is not None
+        lines: list[tuple[str, bytes]] = []
+        dead: list[tuple[_Message, DecodeError]] = []
+        for m in batch:
+            result = reading_from_mqtt(m.topic, m.payload, m.received_at)
+            if isinstance(result, DecodeError):
+                dead.append((m, result))
+            else:
+                lines.append((result[0]["sensor_id"], result[1]))
+        delay = 0.25
+        while lines or dead:
+            try:
+                if lines:
+                    await self._producer.send_keyed(self.topics.sensor_readings, lines)
+                    self._counts["forwarded"] += len(lines)
+                    lines = []
+                while dead:
+                    m, err = dead[0]
+                    headers = [("source", b"bridge"), ("reason", err.reason.encode())]
+                    headers.append(("origin", m.topic.encode()))
+                    topic = self.topics.dead_letters
+                    await self._producer.send(topic, m.payload, headers=headers)
+                    self._counts["dead_lettered"] += 1
+                    dead.pop(0)
+            except Exception as exc:  # any failure: keep them unacked, retry
+                self._counts["kafka_errors"] += 1
+                log.warning("Kafka refused a batch (%r); retry in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self._ack(batch)
+
+    def _ack(self, batch: list[_Message]) -> None:
+        # In receipt order (MQTT 3.1.1 4.6). A message from an earlier
+        # connection is not acked: the broker re-delivers it anyway, and its
+        # packet id may already name another message.
+        if self._client is None:
+            return
+        with self._lock:
+            if not self._connected:
+                return
+            for m in batch:
+                if m.qos > 0 and m.session == self._session:
+                    self._client.ack(m.mid, m.qos)
+
+
+async def run_bridge(settings: Settings) -> None:
+    """``ioc bridge``: ensure the topics, bridge until SIGINT/SIGTERM, stop cleanly."""
+    topics = Topics(settings.topic_prefix)
+    layout = topic_layout(topics, settings.procedure_partitions, settings.sensor_partitions)
+    await ensure_topics(settings.kafka_bootstrap, layout)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    bridge = MqttBridge(settings)
+    await bridge.start()
+    log.info("bridging %s from %s to %s", SUBSCRIPTION, settings.mqtt_url, settings.kafka_bootstrap)
+    try:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 60)
+            except TimeoutError:
+                log.info("bridge stats %s", bridge.stats)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await bridge.stop()
+        log.info("bridge stopped; stats %s", bridge.stats)

@@ -1,0 +1,38 @@
+from ioc.events import DecodeError, ProcedureEvent, decode_procedure_event
+from streams.codec import decode_envelope, split_lines
+
+GOOD = (
+    b'{"schema":1,"event_id":"e1","type":"accepted","dossier_id":"D1",'
+    b'"ts":"2026-03-16T09:00:00+07:00"}'
+)
+
+
+def test_one_event_per_message_is_an_envelope_of_one() -> None:
+    events, errors = decode_envelope(GOOD, decode_procedure_event)
+    assert [e.event_id for e in events] == ["e1"] and errors == []
+
+
+def test_a_bad_line_costs_only_itself() -> None:
+    value = b"\n".join([GOOD, b"{not json", GOOD.replace(b"e1", b"e2"), b'{"schema":2}'])
+    events, errors = decode_envelope(value, decode_procedure_event)
+    assert [e.event_id for e in events] == ["e1", "e2"]
+    assert [(e.index, e.raw) for e in errors] == [(1, b"{not json"), (3, b'{"schema":2}')]
+    assert errors[0].reason.startswith("not JSON")
+    assert "schema" in errors[1].reason
+
+
+def test_invalid_utf8_is_a_dead_letter_with_its_bytes() -> None:
+    events, errors = decode_envelope(GOOD + b"\n\xff\xfe", decode_procedure_event)
+    assert len(events) == 1
+    assert errors[0].raw == b"\xff\xfe"
+
+
+def test_blank_lines_are_ignored() -> None:
+    assert split_lines(b"\n" + GOOD + b"\n\n  \n") == [GOOD]
+
+
+def test_the_raw_bytes_of_each_event_are_kept() -> None:
+    events, _ = decode_envelope(GOOD + b"\n" + GOOD, decode_procedure_event)
+    assert all(isinstance(e, ProcedureEvent) and e.raw == GOOD for e in events)
+    assert not isinstance(decode_procedure_event({}, b"{}"), ProcedureEvent)
+    assert isinstance(decode_procedure_event({}, b"{}"), DecodeError)

@@ -1,0 +1,119 @@
+"""Feeds the websocket hub from Kafka: KPI counters, sensor readings, SLA
+transitions.
+
+Every API instance reads the update topics in full (no consumer group), so
+each can serve its own screens. It first notes the topics' ends, then loads
+the last published state from the database, then applies messages from the
+noted positions: nothing published in between is missed, and a message
+older than what is held for a partition is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from alerts.messages import sla_items
+from ioc.feed import channel_of, kpi_view, sum_counters
+from ioc.registry import Registry
+from ioc.topics import Topics
+from ui_feed.hub import Hub
+from ui_feed.queries import Reads
+
+log = logging.getLogger(__name__)
+
+
+class Feed:
+    def __init__(self, hub: Hub, reads: Reads, registry: Registry, topics: Topics) -> None:
+        self.hub = hub
+        self.reads = reads
+        self.registry = registry
+        self.topics = topics
+        # scope -> partition -> (at, counters)
+        self.partials: dict[str, dict[int, tuple[float, dict[str, Any]]]] = {}
+        self.sensors: dict[str, dict[str, Any]] = {}
+        self.messages = 0
+        self.connected = False
+
+    def apply_kpi(self, part: int, at: float, scopes: dict[str, Any]) -> None:
+        for scope, counters in scopes.items():
+            held = self.partials.setdefault(scope, {})
+            if part in held and held[part][0] > at:
+                continue  # older than what we hold
+            held[part] = (at, counters)
+            newest = max(a for a, _ in held.values())
+            merged = sum_counters(c for _, c in held.values())
+            view = kpi_view(scope, self.registry.label(scope), merged, newest)
+            self.hub.publish(channel_of(scope), view, conflate=True)
+
+    def apply_sensors(self, readings: list[dict[str, Any]]) -> None:
+        for r in readings:
+            old = self.sensors.get(r["sensor_id"])
+            if old is None or r["ts"] >= old["ts"]:
+                self.sensors[r["sensor_id"]] = r
+        self.hub.publish(
+            "sensors", {"readings": [self.sensors[k] for k in sorted(self.sensors)]}, conflate=True
+        )
+
+    def apply_alerts(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            self.hub.publish("alerts", item, conflate=False)
+
+    def handle(self, value: bytes) -> None:
+        try:
+            message = json.loads(value)
+        except ValueError:
+            log.warning("ignoring an update that is not JSON")
+            return
+        self.messages += 1
+        kind = message.get("type")
+        if kind == "kpi":
+            self.apply_kpi(int(message["part"]), float(message["at"]), message["scopes"])
+        elif kind == "sensor":
+            self.apply_sensors(message["readings"])
+        elif kind == "sla":
+            self.apply_alerts(sla_items(message))
+
+    async def run(self, bootstrap: str) -> None:
+        """Consume until cancelled, reconnecting after broker failures."""
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+            )
+            try:
+                await consumer.start()
+                tps = []
+                for topic in (self.topics.kpi_updates, self.topics.alerts):
+                    parts = consumer.partitions_for_topic(topic) or {0}
+                    tps += [TopicPartition(topic, p) for p in sorted(parts)]
+                consumer.assign(tps)
+                ends = await consumer.end_offsets(tps)
+                await self.load()
+                for tp, offset in ends.items():
+                    consumer.seek(tp, offset)
+                self.connected = True
+                async for msg in consumer:
+                    if msg.value is not None:
+                        self.handle(msg.value)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("live feed interrupted (%s); reconnecting", exc)
+                await asyncio.sleep(2)
+            finally:
+                self.connected = False
+                await consumer.stop()
+
+    async def load(self) -> None:
+        """State as last published, from the database."""
+        for scope, part, at, counters in await self.reads.latest_by_part():
+            self.apply_kpi(part, at, {scope: counters})
+        readings = await self.reads.latest_readings()
+        if readings:
+            self.apply_sensors(readings)
+        if self.hub.snapshot("alerts") is None:
+            self.apply_alerts(await self.reads.recent_alerts())

@@ -1,0 +1,368 @@
+"""The fan-out hub behind ``GET /ws``: one publisher, many wall screens.
+
+Protocol (JSON text frames). Client -> server:
+
+- ``{"op": "subscribe", "channels": ["kpi/province", "kpi/commune/*"],
+  "resume": {"kpi/province": 41}}`` (``resume`` optional). A pattern ending in
+  ``*`` covers every current and future channel with that prefix; a channel
+  named before it exists is sent when it appears.
+- ``{"op": "unsubscribe", "channels": [...]}`` removes those patterns as given;
+  a channel stays while another remaining pattern covers it.
+- ``{"op": "ping"}``. Anything else: ``{"type": "error", "reason": ...}``, and
+  the connection stays open.
+
+Server -> client: ``{"type": "snapshot", "channel", "seq", "data"}`` first for
+each subscribed channel that has data, then ``{"type": "delta", ...}`` per
+publish; ``{"type": "heartbeat", "at": <epoch s>}`` every ``heartbeat`` s;
+``{"type": "pong"}``. Seqs are per channel, start at 1, +1 per publish, and
+live in memory: a restarted hub starts again at 1.
+
+A channel's kind is fixed by its first publish. *Conflated* (KPI views,
+``sensors``): only the latest value matters; snapshot and delta both carry the
+whole value, so seq gaps are normal. *Stream* (``alerts``): every item
+matters; the hub keeps the last ``history`` items, the snapshot is that list
+(oldest first, the last one at ``seq``), a delta carries one item.
+
+Resume with ``resume[c] = s``: nothing for ``c`` if ``s`` is its current seq;
+a stream channel whose history still holds ``s+1..n`` replays exactly those
+deltas; anything else gets a fresh snapshot.
+
+Trade-offs. A slow or dead screen must never slow the others and the hub must
+never grow without bound. ``publish`` is synchronous: it only fills
+per-client queues (O(subscribers), no awaits); each client has its own sender
+task. A queue holds at most ``queue_size`` ordered messages (stream deltas and
+snapshots, replies) plus at most one pending value per conflated channel and
+one heartbeat: a newer KPI value replaces the pending one in place, so a
+lagging screen jumps to the newest numbers instead of replaying stale ones,
+and a burst of KPI updates never counts against the queue. A client whose
+ordered queue overflows, or whose send has not completed within
+``stall_timeout`` s, is closed with 1013 ("try again later") and counted in
+``dropped_slow`` (when its network buffers are full the close frame may not
+get through, and the browser sees 1006 instead); the page reconnects and
+resumes. Dropping a slow screen is preferred to buffering alerts for it
+without limit.
+
+``publish`` and ``serve`` must run on the same event loop. Published data is
+shared by reference with every queue: do not mutate it afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict, deque
+from itertools import islice
+from typing import Any, Protocol
+
+from ioc.clock import Clock
+from ioc.feed import matches
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+_HEARTBEAT = ("heartbeat",)  # queue key: one pending heartbeat at most
+CLOSE_TRY_AGAIN = 1013
+
+
+def _message(kind: str, channel: str, seq: int, data: Any) -> Message:
+    return {"type": kind, "channel": channel, "seq": seq, "data": data}
+
+
+class Connection(Protocol):
+    async def receive_json(self) -> Any: ...  # raises when the peer is gone
+    async def send_json(self, data: Any) -> None: ...
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class _Channel:
+    __slots__ = ("conflate", "items", "name", "seq", "subscribers", "value")
+
+    def __init__(self, name: str, conflate: bool, history: int) -> None:
+        self.name = name
+        self.conflate = conflate
+        self.seq = 0
+        self.value: Any = None
+        self.items: deque[tuple[int, Any]] = deque(maxlen=history)
+        self.subscribers: set[_Client] = set()
+
+
+class _Client:
+    """One screen: its subscriptions and its bounded outgoing queue.
+
+    ``pending`` keeps send order. Conflatable messages are keyed by a tuple
+    (channel or heartbeat) so a newer one replaces the pending one in place;
+    ordered messages get an int key and count against ``limit``.
+    """
+
+    def __init__(self, conn: Connection, limit: int) -> None:
+        self.conn = conn
+        self.limit = limit
+        self.patterns: set[str] = set()
+        self.channels: set[str] = set()
+        self.pending: OrderedDict[tuple[str, ...] | int, Message] = OrderedDict()
+        self.ordered = 0
+        self.counter = 0
+        self.wake = asyncio.Event()
+        self.dropped = False
+        self.sender: asyncio.Task[None] | None = None
+
+    def put(self, msg: Message, key: tuple[str, ...] | None = None) -> bool:
+        """Queue ``msg``; False (nothing queued) when the ordered queue is full."""
+        if key is None:
+            if self.ordered >= self.limit:
+                return False
+            self.ordered += 1
+            self.counter += 1
+            self.pending[self.counter] = msg
+        else:
+            old = self.pending.get(key)
+            if old is not None and old["type"] == "snapshot":
+                msg = {**msg, "type": "snapshot"}  # the client has not had its first one yet
+            self.pending[key] = msg
+        self.wake.set()
+        return True
+
+    def pop(self) -> Message:
+        key, msg = self.pending.popitem(last=False)
+        if isinstance(key, int):
+            self.ordered -= 1
+        return msg
+
+    def purge(self, names: set[str]) -> None:
+        """Forget pending messages of channels the client no longer follows."""
+        for key in [k for k, m in self.pending.items() if m.get("channel") in names]:
+            if isinstance(key, int):
+                self.ordered -= 1
+            del self.pending[key]
+
+
+class Hub:
+    """Channels, their latest data, and the clients following them."""
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = 256,
+        heartbeat: float = 15.0,
+        stall_timeout: float = 30.0,
+        history: int = 200,
+        clock: Clock | None = None,
+    ) -> None:
+        if queue_size < 1 or history < 1 or heartbeat <= 0 or stall_timeout <= 0:
+            raise ValueError("queue_size, history, heartbeat and stall_timeout must be positive")
+        self._queue_size, self._history = queue_size, history
+        self._heartbeat, self._stall_timeout = heartbeat, stall_timeout
+        self._now = clock.now if clock is not None else time.time
+        self._channels: dict[str, _Channel] = {}
+        self._clients: set[_Client] = set()
+        self._published = self._sent = self._dropped_slow = 0
+
+    # -- publishing ---------------------------------------------------------
+
+    def publish(self, channel: str, data: Any, *, conflate: bool) -> int:
+        """Record ``data`` on ``channel`` and queue it for its subscribers.
+
+        Synchronous and never blocks; returns the channel's new seq."""
+        ch = self._channels.get(channel)
+        created = ch is None
+        if ch is None:
+            ch = self._channels[channel] = _Channel(channel, conflate, self._history)
+        elif ch.conflate != conflate:
+            raise ValueError(f"channel {channel!r} is {'' if ch.conflate else 'not '}conflated")
+        ch.seq += 1
+        self._published += 1
+        if conflate:
+            ch.value = data
+        else:
+            ch.items.append((ch.seq, data))
+        if created:
+            # Rare: only here do we scan every client, for patterns covering the new channel.
+            for client in list(self._clients):
+                if any(matches(p, channel) for p in client.patterns):
+                    self._attach(client, ch, None)
+            return ch.seq
+        msg = _message("delta", channel, ch.seq, data)
+        for client in list(ch.subscribers):  # _drop may shrink the set
+            self._offer(client, ch, msg)
+        return ch.seq
+
+    def snapshot(self, channel: str) -> Any | None:
+        """The latest value of a conflated channel, the retained items of a
+        stream channel, or None for an unknown channel."""
+        ch = self._channels.get(channel)
+        if ch is None:
+            return None
+        return ch.value if ch.conflate else [item for _, item in ch.items]
+
+    def channels(self) -> list[str]:
+        return sorted(self._channels)
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "clients": len(self._clients),
+            "channels": len(self._channels),
+            "subscriptions": sum(len(ch.subscribers) for ch in self._channels.values()),
+            "pending": sum(len(c.pending) for c in self._clients),
+            "published": self._published,
+            "messages_sent": self._sent,
+            "dropped_slow": self._dropped_slow,
+        }
+
+    # -- one client ---------------------------------------------------------
+
+    async def serve(self, conn: Connection) -> None:
+        """Run one client until it leaves (receive/send raises) or is dropped."""
+        client = _Client(conn, self._queue_size)
+        self._clients.add(client)
+        tasks = [
+            asyncio.create_task(self._send_loop(client)),
+            asyncio.create_task(self._read_loop(client)),
+            asyncio.create_task(self._heartbeat_loop(client)),
+        ]
+        client.sender = tasks[0]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, Exception):
+                    log.debug("client left: %r", result)
+            self._clients.discard(client)
+            self._detach_all(client)
+        if client.dropped:
+            # Bounded too: a dead peer must not hold this task forever.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self._stall_timeout):
+                    await conn.close(CLOSE_TRY_AGAIN, "try again later")
+
+    async def _send_loop(self, client: _Client) -> None:
+        while not client.dropped:
+            if not client.pending:
+                client.wake.clear()
+                await client.wake.wait()
+                continue
+            msg = client.pop()
+            try:
+                async with asyncio.timeout(self._stall_timeout):
+                    await client.conn.send_json(msg)
+            except TimeoutError:
+                self._drop(client, "stalled")
+                return
+            self._sent += 1
+
+    async def _read_loop(self, client: _Client) -> None:
+        while not client.dropped:
+            try:
+                msg = await client.conn.receive_json()
+            except (ValueError, TypeError, KeyError):
+                # Undecodable frame (bad JSON, binary): the connection itself is fine.
+                self._reply(client, {"type": "error", "reason": "message is not JSON text"})
+                continue
+            self._handle(client, msg)
+
+    async def _heartbeat_loop(self, client: _Client) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat)
+            client.put({"type": "heartbeat", "at": self._now()}, _HEARTBEAT)
+
+    def _handle(self, client: _Client, msg: Any) -> None:
+        m = msg if isinstance(msg, dict) else {}
+        op, patterns, resume = m.get("op"), m.get("channels"), m.get("resume") or {}
+        error = None
+        if op == "ping":
+            self._reply(client, {"type": "pong"})
+        elif op not in ("subscribe", "unsubscribe"):
+            error = f"unknown op {op!r}: expected subscribe, unsubscribe or ping"
+        elif not (
+            isinstance(patterns, list)
+            and patterns
+            and all(isinstance(p, str) and p for p in patterns)
+        ):
+            error = "'channels' must be a non-empty list of channel names or prefix* patterns"
+        elif op == "unsubscribe":
+            self._unsubscribe(client, patterns)
+        elif not (
+            isinstance(resume, dict) and all(type(s) is int and s >= 0 for s in resume.values())
+        ):  # type() so that true/false are refused
+            error = "'resume' must map channel names to the last seq seen"
+        else:
+            self._subscribe(client, patterns, resume)
+        if error:
+            self._reply(client, {"type": "error", "reason": error})
+
+    def _reply(self, client: _Client, msg: Message) -> None:
+        # Replies are ordered messages: a client that does not read them is slow too.
+        if not client.put(msg):
+            self._drop(client, "queue full")
+
+    # -- subscriptions ------------------------------------------------------
+
+    def _subscribe(self, client: _Client, patterns: list[str], resume: dict[str, int]) -> None:
+        for pattern in patterns:
+            client.patterns.add(pattern)
+            if pattern.endswith("*"):
+                names = [n for n in self._channels if matches(pattern, n)]
+            else:
+                names = [pattern] if pattern in self._channels else []
+            for name in names:
+                if name not in client.channels:
+                    self._attach(client, self._channels[name], resume.get(name))
+                if client.dropped:
+                    return
+
+    def _unsubscribe(self, client: _Client, patterns: list[str]) -> None:
+        client.patterns.difference_update(patterns)
+        gone = {n for n in client.channels if not any(matches(p, n) for p in client.patterns)}
+        for name in gone:
+            self._channels[name].subscribers.discard(client)
+        client.channels -= gone
+        client.purge(gone)
+
+    def _attach(self, client: _Client, ch: _Channel, since: int | None) -> None:
+        """Subscribe ``client`` to ``ch`` and queue what it needs to catch up."""
+        ch.subscribers.add(client)
+        client.channels.add(ch.name)
+        if since == ch.seq:
+            return
+        if not ch.conflate and since is not None and since < ch.seq:
+            missed = ch.seq - since
+            # Replay only when history still covers since+1 and the queue can take it all.
+            if ch.items and ch.items[0][0] <= since + 1 and missed <= client.limit - client.ordered:
+                for seq, item in islice(ch.items, len(ch.items) - missed, None):
+                    client.put(_message("delta", ch.name, seq, item))
+                return
+        data = ch.value if ch.conflate else [item for _, item in ch.items]
+        self._offer(client, ch, _message("snapshot", ch.name, ch.seq, data))
+
+    def _offer(self, client: _Client, ch: _Channel, msg: Message) -> None:
+        if ch.conflate:
+            client.put(msg, ("c", ch.name))
+        elif not client.put(msg):
+            self._drop(client, "queue full")
+
+    def _detach_all(self, client: _Client) -> None:
+        for name in client.channels:
+            self._channels[name].subscribers.discard(client)
+        client.channels.clear()
+        client.patterns.clear()
+
+    def _drop(self, client: _Client, why: str) -> None:
+        """Disconnect a slow client: stop its sender; ``serve`` closes with 1013."""
+        if client.dropped:
+            return
+        log.info("dropping slow websocket client (%s, %d pending)", why, len(client.pending))
+        client.dropped = True
+        self._dropped_slow += 1
+        self._detach_all(client)
+        client.pending.clear()
+        client.ordered = 0
+        if client.sender is not None:
+            client.sender.cancel()  # it may be stuck in send_json
+        client.wake.set()

@@ -1,0 +1,187 @@
+"""Reads for the REST API, from PostgreSQL (TimescaleDB or not: same SQL).
+
+KPI counters are stored per partition; every read sums the partitions and
+derives the KPIs with ``ioc.kpis``, the same code the workers run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from ioc.clock import utc_datetime
+from ioc.feed import sum_counters
+from ioc.kpis import FLOWS, LEVELS
+from streams.sinks.schema import DAY_ORIGIN, FLOW_COLUMNS, LEVEL_COLUMNS
+
+BUCKETS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+MAX_BUCKETS = 5000
+
+
+class Reads:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def ping(self) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("SELECT 1 FROM worker_partitions LIMIT 1")
+
+    async def pipeline_clock(self) -> float | None:
+        """The workers' clock at their last commit (the newest partition's)."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute("SELECT extract(epoch FROM max(clock)) FROM worker_partitions")
+            ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    async def latest(self, scope: str | None = None) -> dict[str, tuple[float, dict[str, Any]]]:
+        """Summed counters and their newest time, per scope (one or all)."""
+        query = "SELECT scope, extract(epoch FROM at), counters FROM kpi_latest"
+        params: tuple[Any, ...] = ()
+        if scope is not None:
+            query += " WHERE scope = %s"
+            params = (scope,)
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(query, params)).fetchall()
+        parts: dict[str, list[dict[str, Any]]] = {}
+        at: dict[str, float] = {}
+        for key, when, counters in rows:
+            parts.setdefault(key, []).append(counters)
+            at[key] = max(at.get(key, 0.0), float(when))
+        return {key: (at[key], sum_counters(p)) for key, p in parts.items()}
+
+    async def latest_by_part(self) -> list[tuple[str, int, float, dict[str, Any]]]:
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT scope, part, extract(epoch FROM at), counters FROM kpi_latest"
+                )
+            ).fetchall()
+        return [(r[0], int(r[1]), float(r[2]), r[3]) for r in rows]
+
+    async def dossier_events(self, dossier_id: str) -> list[bytes]:
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT body::text FROM procedure_events WHERE dossier_id = %s ORDER BY ts",
+                    (dossier_id,),
+                )
+            ).fetchall()
+        return [r[0].encode() for r in rows]
+
+    async def recent_alerts(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The latest SLA transitions, oldest first, shaped as the worker
+        publishes them."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT extract(epoch FROM at), dossier_id, transition, "
+                    "extract(epoch FROM due), consumed_hours, allotted_hours, commune, agency, "
+                    "centre, procedure, field FROM sla_transitions ORDER BY at DESC LIMIT %s",
+                    (limit,),
+                )
+            ).fetchall()
+        keys = (
+            "at",
+            "dossier_id",
+            "transition",
+            "due",
+            "consumed_hours",
+            "allotted_hours",
+            "commune",
+            "agency",
+            "centre",
+            "procedure",
+            "field",
+        )
+        out = []
+        for row in reversed(rows):
+            item: dict[str, Any] = {"kind": "sla", **dict(zip(keys, row, strict=True))}
+            item["at"] = float(item["at"])
+            item["due"] = None if item["due"] is None else float(item["due"])
+            out.append(item)
+        return out
+
+    async def latest_readings(self) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT DISTINCT ON (sensor_id) sensor_id, area, kind, "
+                    'extract(epoch FROM ts), "values" FROM sensor_readings '
+                    "WHERE ts > now() - INTERVAL '30 days' ORDER BY sensor_id, ts DESC"
+                )
+            ).fetchall()
+        return [
+            {"sensor_id": r[0], "area": r[1], "kind": r[2], "ts": float(r[3]), "values": r[4]}
+            for r in rows
+        ]
+
+    async def series(
+        self, scope: str, bucket: int, start: float, end: float
+    ) -> list[tuple[float, list[int], list[int]]]:
+        """(bucket start, flows summed over the bucket, levels at its end) per
+        bucket of [start, end). Levels carry forward through buckets where
+        they did not change."""
+        flows_sum = ", ".join(f"sum({c})" for c in FLOW_COLUMNS)
+        levels = ", ".join(LEVEL_COLUMNS)
+        origin = DAY_ORIGIN
+        async with self.pool.connection() as conn:
+            sid = await (
+                await conn.execute("SELECT id FROM scopes WHERE key = %s", (scope,))
+            ).fetchone()
+            if sid is None:
+                return []
+            interval = f"{bucket} seconds"
+            args = {
+                "sid": sid[0],
+                "from": utc_datetime(start),
+                "to": utc_datetime(end),
+                "bucket": interval,
+                "origin": origin,
+            }
+            flow_rows = await (
+                await conn.execute(
+                    "SELECT extract(epoch FROM date_bin(%(bucket)s::interval, minute, "
+                    f"%(origin)s::timestamptz)), {flows_sum} FROM kpi_points "
+                    "WHERE scope_id = %(sid)s AND minute >= %(from)s AND minute < %(to)s "
+                    "GROUP BY 1 ORDER BY 1",
+                    args,
+                )
+            ).fetchall()
+            level_rows = await (
+                await conn.execute(
+                    "SELECT DISTINCT ON (b, part) b, part, " + levels + " FROM ("
+                    "SELECT extract(epoch FROM date_bin(%(bucket)s::interval, minute, "
+                    f"%(origin)s::timestamptz)) AS b, part, minute, {levels} FROM kpi_points "
+                    "WHERE scope_id = %(sid)s AND minute >= %(from)s AND minute < %(to)s "
+                    f"AND {LEVEL_COLUMNS[0]} IS NOT NULL) x ORDER BY b, part, minute DESC",
+                    args,
+                )
+            ).fetchall()
+            before = await (
+                await conn.execute(
+                    f"SELECT DISTINCT ON (part) part, {levels} FROM kpi_points "
+                    "WHERE scope_id = %(sid)s AND minute < %(from)s "
+                    f"AND {LEVEL_COLUMNS[0]} IS NOT NULL ORDER BY part, minute DESC",
+                    args,
+                )
+            ).fetchall()
+        flows_at = {float(r[0]): [int(v) for v in r[1:]] for r in flow_rows}
+        current = {int(r[0]): [int(v) for v in r[1:]] for r in before}
+        samples: dict[float, dict[int, list[int]]] = {}
+        for r in level_rows:
+            samples.setdefault(float(r[0]), {})[int(r[1])] = [int(v) for v in r[2:]]
+        out: list[tuple[float, list[int], list[int]]] = []
+        first = float(flow_rows[0][0]) if flow_rows else None
+        keys = sorted(set(flows_at) | set(samples))
+        if not keys:
+            return []
+        t = min(keys[0], first if first is not None else keys[0])
+        zero = [0] * len(FLOWS)
+        while t < end and len(out) < MAX_BUCKETS:
+            current.update(samples.get(t, {}))
+            summed = [sum(col) for col in zip(*current.values(), strict=True)] if current else []
+            out.append((t, flows_at.get(t, zero), summed or [0] * len(LEVELS)))
+            t += bucket
+        return out

@@ -1,0 +1,483 @@
+// IOC wall page: one websocket to the hub (/ws), live tiles, communes,
+// alerts and sensors. Vanilla JS, no build step, no network but our own host.
+(function () {
+  "use strict";
+
+  const CHANNELS = ["kpi/province", "kpi/commune/*", "alerts", "sensors"];
+  const WINDOWS = { today: "Hôm nay", "24h": "24 giờ", month: "Tháng", ytd: "Năm" };
+  const MAX_ALERTS = 30;
+  const STALE_MS = 45000; // the hub beats every 15 s: three missed beats = dead link
+  const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+  const VN_OFFSET_S = 7 * 3600; // Asia/Ho_Chi_Minh: UTC+7, no daylight saving
+  const WEEKDAYS = ["Chủ nhật", "Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy"];
+
+  const state = {
+    window: "today",
+    province: null,
+    communes: new Map(), // channel -> kpi view
+    alerts: [], // newest first
+    sensors: null,
+    seqs: {}, // channel -> last seq seen, sent back as "resume"
+    messages: 0,
+    lastUpdate: null,
+  };
+
+  // -- formatting -----------------------------------------------------------
+
+  const nf0 = new Intl.NumberFormat("vi-VN", { maximumFractionDigits: 0 });
+  const nf1 = new Intl.NumberFormat("vi-VN", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  const nf2 = new Intl.NumberFormat("vi-VN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const isNum = (v) => typeof v === "number" && isFinite(v);
+  const int = (v) => (isNum(v) ? nf0.format(v) : "—");
+  const pct = (v) => (isNum(v) ? nf1.format(v * 100) + "%" : "—");
+  const nfUpTo1 = new Intl.NumberFormat("vi-VN", { maximumFractionDigits: 1 });
+  const dec1 = (v) => (isNum(v) ? nf1.format(v) : "—");
+  const num = (v) => (isNum(v) ? nfUpTo1.format(v) : "—"); // 40 -> "40", 30.45 -> "30,5"
+  const pad = (n) => String(n).padStart(2, "0");
+
+  function vnTime(at) {
+    const d = new Date((at + VN_OFFSET_S) * 1000); // read back with getUTC*
+    return {
+      time: `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`,
+      hm: `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`,
+      date: `${WEEKDAYS[d.getUTCDay()]}, ${pad(d.getUTCDate())}/${pad(d.getUTCMonth() + 1)}/${d.getUTCFullYear()}`,
+      dm: `${pad(d.getUTCDate())}/${pad(d.getUTCMonth() + 1)}`,
+    };
+  }
+
+  // -- DOM helpers ----------------------------------------------------------
+
+  const $ = (sel, root) => (root || document).querySelector(sel);
+
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // Replace text; flash the element when a shown value changes. Two
+  // identical animations alternate so a restart needs no forced reflow.
+  function setText(node, text, flash) {
+    if (node.textContent === text) return;
+    const had = node.dataset.filled === "1";
+    node.textContent = text;
+    node.dataset.filled = "1";
+    if (had && flash !== false) {
+      const next = node.classList.contains("flash-a") ? "flash-b" : "flash-a";
+      node.classList.remove("flash-a", "flash-b");
+      node.classList.add(next);
+    }
+  }
+
+  function communeName(code) {
+    const view = state.communes.get("kpi/commune/" + code);
+    return view && view.label ? view.label : code;
+  }
+
+  // -- tiles ----------------------------------------------------------------
+
+  const TILES = {
+    received: { value: (w) => int(w.received), sub: (w) => `${dec1(w.received_per_hour)} hồ sơ/giờ` },
+    finished: {
+      value: (w) => int(w.finished),
+      sub: (w) => `Sớm ${int(w.early)} · Đúng ${int(w.on_time)} · Trễ ${int(w.late)}`,
+    },
+    on_time_rate: {
+      value: (w) => pct(w.on_time_rate),
+      sub: (w) => `Trễ hạn ${pct(w.late_rate)} · Cần giải quyết ${int(w.to_settle)}`,
+      level: (w) => (!isNum(w.on_time_rate) ? "" : w.on_time_rate >= 0.95 ? "good" : w.on_time_rate >= 0.85 ? "warn" : "bad"),
+    },
+    overdue: { value: (w) => int(w.overdue), level: (w) => (w.overdue > 0 ? "bad" : "good") },
+    at_risk: {
+      value: (w) => int(w.at_risk),
+      sub: (w) => `Đang xử lý ${int(w.open)}`,
+      level: (w) => (w.at_risk > 0 ? "warn" : ""),
+    },
+    paused: { value: (w) => int(w.paused), sub: () => "Chờ bổ sung hồ sơ" },
+    online_submission_rate: {
+      value: (w) => pct(w.online_submission_rate),
+      sub: (w) => `Số hoá hồ sơ ${pct(w.dossier_digitisation_rate)}`,
+    },
+    online_payment_rate: {
+      value: (w) => pct(w.online_payment_rate),
+      sub: (w) => `Số hoá kết quả ${pct(w.result_digitisation_rate)}`,
+    },
+    satisfaction_mean: {
+      value: (w) => (isNum(w.satisfaction_mean) ? nf2.format(w.satisfaction_mean) + "/5" : "—"),
+      sub: (w) => `Không hài lòng ${pct(w.complaint_share)}`,
+    },
+    missing_apology: {
+      value: (w) => int(w.missing_apology),
+      sub: (w) => `Đã gửi ${int(w.apology_issued)} phiếu`,
+      level: (w) => (w.missing_apology > 0 ? "bad" : ""),
+    },
+  };
+  const AGE_NAMES = { "0-1": "≤1 ngày", "1-3": "1–3", "3-10": "3–10", "10-30": "10–30", "30+": ">30 ngày" };
+
+  function renderTiles() {
+    const view = state.province;
+    const w = (view && view.windows && view.windows[state.window]) || null;
+    setText($("#province-label"), (view && view.label) || "—", false);
+    for (const tile of document.querySelectorAll(".tile[data-kpi]")) {
+      const kpi = tile.dataset.kpi;
+      const def = TILES[kpi];
+      const raw = w ? w[kpi] : null;
+      tile.dataset.value = isNum(raw) ? String(raw) : "";
+      setText($(".value", tile), w ? def.value(w) : "—");
+      const sub = $(".sub", tile);
+      if (sub && def.sub) setText(sub, w ? def.sub(w) : "", false);
+      tile.dataset.level = w && def.level ? def.level(w) : "";
+    }
+    renderAges(w ? w.overdue_age || {} : {});
+    if (view && isNum(view.at)) {
+      const t = vnTime(view.at);
+      const clock = $('[data-testid="ioc-clock"]');
+      clock.dataset.at = String(view.at);
+      setText($(".clock-time", clock), t.time, false);
+      setText($(".clock-date", clock), t.date, false);
+    }
+  }
+
+  function renderAges(ages) {
+    const box = $(".tile-overdue .ages");
+    const total = Object.values(ages).reduce((a, b) => a + (isNum(b) ? b : 0), 0);
+    for (const [label, name] of Object.entries(AGE_NAMES)) {
+      let row = box.querySelector(`[data-age="${label}"]`);
+      if (!row) {
+        row = el("div", "age");
+        row.dataset.age = label;
+        row.append(el("span", "age-name", name), el("span", "age-bar"), el("span", "age-n", "—"));
+        box.append(row);
+      }
+      const n = ages[label];
+      setText($(".age-n", row), int(n));
+      $(".age-bar", row).style.setProperty("--share", total ? String(n / total) : "0");
+    }
+  }
+
+  // -- communes -------------------------------------------------------------
+
+  function renderCommunes() {
+    const body = $('[data-testid="commune-table"] tbody');
+    const rows = [];
+    for (const [channel, view] of state.communes) {
+      const w = (view.windows && view.windows[state.window]) || {};
+      rows.push({ channel, label: view.label || channel.slice(12), w });
+    }
+    const n = (v) => (isNum(v) ? v : -1);
+    rows.sort((a, b) => n(b.w.overdue) - n(a.w.overdue) || n(b.w.open) - n(a.w.open) || a.label.localeCompare(b.label, "vi"));
+    let withOverdue = 0;
+    rows.forEach((r, i) => {
+      let tr = body.querySelector(`tr[data-channel="${CSS.escape(r.channel)}"]`);
+      if (!tr) {
+        tr = el("tr");
+        tr.dataset.channel = r.channel;
+        tr.append(el("td", "c-label"), el("td", "num c-open"), el("td", "num c-overdue"), el("td", "num c-rate"));
+      }
+      if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+      setText(tr.children[0], r.label, false);
+      setText(tr.children[1], int(r.w.open));
+      setText(tr.children[2], int(r.w.overdue));
+      setText(tr.children[3], pct(r.w.on_time_rate));
+      tr.dataset.overdue = String(n(r.w.overdue));
+      tr.classList.toggle("has-overdue", r.w.overdue > 0);
+      if (r.w.overdue > 0) withOverdue++;
+    });
+    setText($("#commune-summary"), rows.length ? `${rows.length} đơn vị · ${withOverdue} có hồ sơ quá hạn` : "", false);
+  }
+
+  // -- alerts ---------------------------------------------------------------
+
+  const TRANSITIONS = { overdue: "Quá hạn", at_risk: "Sắp đến hạn", cleared: "Hết cảnh báo" };
+
+  // Live items are prepended (and highlighted); a snapshot or newly known
+  // commune names rebuild the list.
+  let alertsRebuild = true;
+  let alertsNew = [];
+
+  function renderAlerts() {
+    const list = $('[data-testid="alerts-list"]');
+    if (alertsRebuild) {
+      list.replaceChildren(...state.alerts.map((a) => alertItem(a, false)));
+    } else {
+      list.prepend(...alertsNew.map((a) => alertItem(a, true)).reverse());
+      while (list.children.length > MAX_ALERTS) list.lastElementChild.remove();
+    }
+    alertsRebuild = false;
+    alertsNew = [];
+  }
+
+  function alertItem(a, fresh) {
+    const known = Object.hasOwn(TRANSITIONS, a.transition);
+    const li = el("li", `alert t-${known ? a.transition : "other"}${fresh ? " fresh" : ""}`);
+    li.dataset.transition = String(a.transition);
+    const at = isNum(a.at) ? vnTime(a.at) : null;
+    const when = el("span", "a-time", at ? at.hm : "");
+    if (at) when.title = `${at.time} ${at.date}`;
+    const head = el("div", "a-head");
+    head.append(
+      when,
+      el("span", "a-kind", known ? TRANSITIONS[a.transition] : String(a.transition)),
+      el("span", "a-id", String(a.dossier_id ?? "")),
+    );
+    const where = [a.commune ? communeName(String(a.commune)) : "", a.agency ? String(a.agency) : ""];
+    const hours = isNum(a.consumed_hours) && isNum(a.allotted_hours)
+      ? `đã dùng ${num(a.consumed_hours)}/${num(a.allotted_hours)} giờ`
+      : "";
+    const due = isNum(a.due) ? `hạn ${vnTime(a.due).hm} ${vnTime(a.due).dm}` : "";
+    const meta = [...where, hours, due].filter(Boolean).join(" · ");
+    li.append(head, el("div", "a-proc", String(a.procedure ?? "")), el("div", "a-meta", meta));
+    return li;
+  }
+
+  // -- sensors --------------------------------------------------------------
+
+  const SENSOR_KINDS = {
+    air_quality: ["Chất lượng không khí", "Air quality"],
+    water_level: ["Mực nước", "Water level"],
+    traffic: ["Giao thông", "Traffic"],
+    noise: ["Tiếng ồn", "Noise"],
+    rainfall: ["Lượng mưa", "Rainfall"],
+  };
+  const MEASURES = {
+    pm25: ["PM2.5", "µg/m³"], pm10: ["PM10", "µg/m³"], o3: ["O₃", "µg/m³"], no2: ["NO₂", "µg/m³"],
+    so2: ["SO₂", "µg/m³"], co: ["CO", "µg/m³"], level: ["", "m"], vehicles: ["", "xe"],
+    speed: ["", "km/h"], laeq: ["", "dB(A)"], rain_mm: ["", "mm"],
+  };
+
+  function renderSensors() {
+    const panel = $('[data-testid="sensors-panel"]');
+    const readings = (state.sensors && state.sensors.readings) || [];
+    const byKind = new Map();
+    for (const r of readings) {
+      if (!byKind.has(r.kind)) byKind.set(r.kind, []);
+      byKind.get(r.kind).push(r);
+    }
+    const kinds = [...byKind.keys()].sort((a, b) => kindRank(a) - kindRank(b) || a.localeCompare(b));
+    const seen = new Set();
+    kinds.forEach((kind, i) => {
+      let group = panel.querySelector(`section[data-kind="${CSS.escape(kind)}"]`);
+      if (!group) {
+        const [vi, en] = SENSOR_KINDS[kind] || [kind, ""];
+        group = el("section", "sensor-group");
+        group.dataset.kind = kind;
+        const h = el("h3", "", vi);
+        if (en) h.append(el("small", "", en));
+        group.append(h, el("div", "sensor-rows"));
+      }
+      if (panel.children[i] !== group) panel.insertBefore(group, panel.children[i] || null);
+      seen.add(group);
+      renderSensorRows($(".sensor-rows", group), byKind.get(kind));
+    });
+    for (const group of [...panel.children]) if (!seen.has(group)) group.remove();
+  }
+
+  function kindRank(kind) {
+    const i = Object.keys(SENSOR_KINDS).indexOf(kind);
+    return i < 0 ? 99 : i;
+  }
+
+  function renderSensorRows(box, readings) {
+    readings.sort((a, b) => String(a.area).localeCompare(String(b.area), "vi") || String(a.sensor_id).localeCompare(String(b.sensor_id)));
+    const seen = new Set();
+    readings.forEach((r, i) => {
+      let row = box.querySelector(`[data-sensor="${CSS.escape(String(r.sensor_id))}"]`);
+      if (!row) {
+        row = el("div", "sensor");
+        row.dataset.sensor = String(r.sensor_id);
+        row.append(el("span", "s-area"), el("span", "s-values"), el("span", "s-ts"));
+      }
+      if (box.children[i] !== row) box.insertBefore(row, box.children[i] || null);
+      seen.add(row);
+      setText(row.children[0], communeName(String(r.area)), false);
+      const values = row.children[1];
+      for (const [name, v] of Object.entries(r.values || {})) {
+        let m = values.querySelector(`[data-measure="${CSS.escape(name)}"]`);
+        if (!m) {
+          const [label, unit] = MEASURES[name] || [name, ""];
+          m = el("span", "m");
+          m.dataset.measure = name;
+          if (label) m.append(el("span", "m-k", label));
+          m.append(el("b", "m-v"), el("span", "m-u", unit));
+          values.append(m);
+        }
+        setText($(".m-v", m), num(v));
+        if (name === "pm25") m.dataset.level = v > 80 ? "bad" : v > 50 ? "warn" : "";
+      }
+      setText(row.children[2], isNum(r.ts) ? vnTime(r.ts).hm : "", false);
+    });
+    for (const row of [...box.children]) if (!seen.has(row)) row.remove();
+  }
+
+  // -- status ---------------------------------------------------------------
+
+  function setStatus(kind, text) {
+    const node = $('[data-testid="connection-status"]');
+    node.dataset.state = kind;
+    node.textContent = text;
+  }
+
+  function renderStatus() {
+    setText($('[data-testid="message-count"]'), nf0.format(state.messages), false);
+    if (state.lastUpdate !== null) setText($("#last-update"), vnTime(state.lastUpdate).time, false);
+  }
+
+  // -- rendering, batched per frame -------------------------------------------
+
+  const dirty = new Set();
+  let scheduled = false;
+
+  function schedule(part) {
+    dirty.add(part);
+    if (scheduled) return;
+    scheduled = true;
+    // Hidden pages get no animation frames; a timer keeps them current.
+    if (document.hidden) setTimeout(flush, 250);
+    else requestAnimationFrame(flush);
+  }
+
+  function flush() {
+    scheduled = false;
+    const parts = new Set(dirty);
+    dirty.clear();
+    if (parts.has("names")) alertsRebuild = true; // alerts and sensors show commune names
+    if (parts.has("communes")) renderCommunes();
+    if (parts.has("tiles")) renderTiles();
+    if (parts.has("alerts") || parts.has("names")) renderAlerts();
+    if (parts.has("sensors") || parts.has("names")) renderSensors();
+    renderStatus();
+  }
+
+  function selectWindow(name) {
+    if (!WINDOWS[name]) return;
+    state.window = name;
+    for (const b of document.querySelectorAll(".windows button")) {
+      b.setAttribute("aria-selected", String(b.dataset.window === name));
+    }
+    $("#window-name").textContent = WINDOWS[name];
+    $("#commune-window").textContent = WINDOWS[name];
+    schedule("tiles");
+    schedule("communes");
+  }
+
+  // -- messages ---------------------------------------------------------------
+
+  function onMessage(msg) {
+    state.messages++;
+    if (msg.type === "snapshot" || msg.type === "delta") apply(msg);
+    else if (msg.type === "error") console.warn("hub refused a message:", msg.reason);
+    schedule("status");
+  }
+
+  function apply(msg) {
+    const { channel, data } = msg;
+    state.seqs[channel] = msg.seq;
+    state.lastUpdate = Date.now() / 1000;
+    if (channel === "kpi/province") {
+      state.province = data;
+      schedule("tiles");
+    } else if (channel.startsWith("kpi/commune/")) {
+      const known = state.communes.get(channel);
+      if (!known || known.label !== data.label) schedule("names");
+      state.communes.set(channel, data);
+      schedule("communes");
+    } else if (channel === "alerts") {
+      if (msg.type === "snapshot") {
+        state.alerts = (Array.isArray(data) ? data : []).slice(-MAX_ALERTS).reverse();
+        alertsRebuild = true;
+      } else {
+        alertsNew.push(data);
+        state.alerts.unshift(data);
+        state.alerts.length = Math.min(state.alerts.length, MAX_ALERTS);
+      }
+      schedule("alerts");
+    } else if (channel === "sensors") {
+      state.sensors = data;
+      schedule("sensors");
+    }
+  }
+
+  // -- websocket ---------------------------------------------------------------
+
+  let socket = null;
+  let attempt = 0;
+  let watchdog = 0;
+
+  function wsUrl() {
+    const url = new URL("ws", location.href); // /ws next to this page
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    const token = new URLSearchParams(location.search).get("token");
+    url.search = token ? "?token=" + encodeURIComponent(token) : "";
+    url.hash = "";
+    return url.href;
+  }
+
+  function connect() {
+    setStatus(attempt ? "reconnecting" : "connecting", attempt ? "Đang kết nối lại… · Reconnecting" : "Đang kết nối… · Connecting");
+    const ws = new WebSocket(wsUrl());
+    socket = ws;
+    ws.onopen = () => {
+      setStatus("connected", "● Đã kết nối · Connected");
+      const sub = { op: "subscribe", channels: CHANNELS };
+      if (Object.keys(state.seqs).length) sub.resume = state.seqs; // only what we missed
+      ws.send(JSON.stringify(sub));
+      alive();
+    };
+    ws.onmessage = (ev) => {
+      attempt = 0; // reset the backoff only once the hub really talks to us
+      alive();
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      if (msg && typeof msg === "object") onMessage(msg);
+    };
+    ws.onclose = () => retry(ws);
+    ws.onerror = () => {}; // onclose follows
+  }
+
+  // A half-open link may never fire onclose: forget the socket and dial again.
+  function retry(ws) {
+    if (ws !== socket) return;
+    socket = null;
+    clearTimeout(watchdog);
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    try {
+      ws.close(4000, "reconnect");
+    } catch (e) {
+      /* already closed */
+    }
+    const base = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
+    const delay = Math.round(base * (0.75 + Math.random() * 0.5)); // jitter: screens do not stampede
+    attempt++;
+    setStatus("reconnecting", `Mất kết nối, thử lại sau ${Math.ceil(delay / 1000)} giây · Reconnecting`);
+    setTimeout(connect, delay);
+  }
+
+  function alive() {
+    clearTimeout(watchdog);
+    const ws = socket;
+    watchdog = setTimeout(() => retry(ws), STALE_MS);
+  }
+
+  // -- start ------------------------------------------------------------------
+
+  function start() {
+    for (const b of document.querySelectorAll(".windows button")) {
+      b.addEventListener("click", () => selectWindow(b.dataset.window));
+    }
+    document.addEventListener("keydown", (ev) => {
+      const name = Object.keys(WINDOWS)[Number(ev.key) - 1];
+      if (name) selectWindow(name);
+    });
+    const initial = new URLSearchParams(location.search).get("window");
+    selectWindow(WINDOWS[initial] ? initial : "today");
+    connect();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
