@@ -9,11 +9,13 @@ JSON Schema.
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 SCHEMA_VERSION = 1
 
@@ -54,6 +56,10 @@ SENSOR_MEASURES: dict[str, tuple[str, ...]] = {
 SENSOR_KINDS: tuple[str, ...] = tuple(SENSOR_MEASURES)
 
 MAX_ID = 128
+# Event times outside these years are typing or clock errors; the working
+# calendar is built only for years the holidays package can describe.
+MIN_YEAR, MAX_YEAR = 2000, 2100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ALLOTTED_DAYS = 365
 MAX_ALLOTTED_HOURS = 2920
 
@@ -115,6 +121,9 @@ class _Invalid(Exception):
 def _text(obj: dict[str, Any], name: str, required: bool = True) -> str | None:
     value = obj.get(name)
     if type(value) is str and 0 < len(value) <= MAX_ID and not value.isspace():
+        if _CONTROL.search(value):
+            # PostgreSQL text cannot hold NUL; no identifier needs a control character
+            raise _Invalid(f"field '{name}' contains a control character")
         return value
     if value is None:
         if required:
@@ -137,6 +146,8 @@ def _instant(obj: dict[str, Any], name: str) -> float:
         raise _Invalid(f"field '{name}' is not ISO 8601: {value[:40]!r}") from None
     if dt.tzinfo is None:
         raise _Invalid(f"field '{name}' has no UTC offset (e.g. +07:00): {value[:40]!r}")
+    if not MIN_YEAR <= dt.year <= MAX_YEAR:
+        raise _Invalid(f"field '{name}' is outside the years {MIN_YEAR}–{MAX_YEAR}: {value[:40]!r}")
     return dt.timestamp()
 
 
@@ -286,16 +297,24 @@ def decode_sensor_reading(obj: Any, raw: bytes) -> SensorReading | DecodeError:
 
 
 def parse_json(raw: bytes) -> tuple[Any, str | None]:
-    """Parse bytes as JSON; the error text when it is not."""
+    """Parse bytes as JSON, with the worker's parser (no NaN, no lone
+    surrogates, UTF-8 only); the error text when it is not."""
     try:
-        return json.loads(raw), None
-    except UnicodeDecodeError:
-        return None, "not UTF-8"
-    except ValueError as exc:
+        return orjson.loads(raw), None
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            return None, "not UTF-8"
         return None, f"not JSON: {exc}"
 
 
-_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
+_ID = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_ID,
+    "pattern": "^[^\\u0000-\\u001f\\u007f]*$",
+}
 _TS = {"type": "string", "format": "date-time", "description": "ISO 8601 with a UTC offset"}
 
 

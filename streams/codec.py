@@ -23,12 +23,13 @@ from ioc.events import DecodeError
 T = TypeVar("T")
 
 
-def split_lines(value: bytes) -> list[bytes]:
-    return [line for line in value.split(b"\n") if line.strip()]
+def split_lines(value: bytes | None) -> list[bytes]:
+    # a message without a value (a tombstone) holds no events
+    return [line for line in value.split(b"\n") if line.strip()] if value else []
 
 
 def decode_envelope(
-    value: bytes, decode: Callable[[Any, bytes], T | DecodeError]
+    value: bytes | None, decode: Callable[[Any, bytes], T | DecodeError]
 ) -> tuple[list[T], list[DecodeError]]:
     """Events and errors of one message; each error carries its line's bytes."""
     lines = split_lines(value)

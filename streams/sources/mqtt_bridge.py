@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import signal
 import threading
@@ -40,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -83,7 +83,7 @@ def reading_from_mqtt(
     try:
         reading = _normalize(topic, payload, received_at)
         checked = decode_sensor_reading(reading, payload)
-        line = json.dumps(reading, ensure_ascii=False, separators=(",", ":")).encode()
+        line = orjson.dumps(reading)
     except _Refused as exc:
         return DecodeError(str(exc), payload)
     except (OverflowError, ValueError, TypeError) as exc:  # e.g. an integer too big for a float

@@ -191,6 +191,19 @@ def test_ids_too_long() -> None:
     )
 
 
+@pytest.mark.parametrize("value", ["D\x00-1", "D-1\n", "D\x7f"])
+def test_ids_with_control_characters_are_refused(value: str) -> None:
+    # PostgreSQL text cannot store NUL: such an id would stop every commit
+    assert reason(event(dossier_id=value)) == "field 'dossier_id' contains a control character"
+    assert reason(event("received", agency=value)) == "field 'agency' contains a control character"
+    assert decode(event(dossier_id="Hồ sơ 000.00.12.H01-260316-0001")).dossier_id
+
+
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+07:00", "9999-12-31T23:59:59+07:00"])
+def test_timestamps_outside_the_calendar_years_are_refused(ts: str) -> None:
+    assert reason(event(ts=ts)) == f"field 'ts' is outside the years 2000–2100: {ts!r}"
+
+
 def test_naive_timestamps_are_refused() -> None:
     assert reason(event(ts="2026-03-16T09:00:00")) == (
         "field 'ts' has no UTC offset (e.g. +07:00): '2026-03-16T09:00:00'"
@@ -404,10 +417,9 @@ def test_unhashable_sensor_kind_is_a_decode_error_not_an_exception() -> None:
     assert sensor_reason(reading(kind=["air_quality"])).startswith("field 'kind' must be one of")
 
 
-def test_non_finite_values_from_json_text() -> None:
+def test_non_finite_values_in_json_text_are_not_json() -> None:
     obj, err = parse_json(b'{"schema": 1, "kind": "rainfall", "values": {"rain_mm": NaN}}')
-    assert err is None
-    assert sensor_reason(obj) == "measure 'rain_mm' must be finite"
+    assert obj is None and err is not None and err.startswith("not JSON: ")
 
 
 # -- parse_json ------------------------------------------------------------------------
@@ -423,7 +435,9 @@ def test_parse_json_not_utf8(raw: bytes) -> None:
     assert parse_json(raw) == (None, "not UTF-8")
 
 
-@pytest.mark.parametrize("raw", [b"", b"{", b"{'a': 1}", b"[1,]", b"received"])
+@pytest.mark.parametrize(
+    "raw", [b"", b"{", b"{'a': 1}", b"[1,]", b"received", b'{"a": NaN}', b'{"a": "\\ud800"}']
+)
 def test_parse_json_not_json(raw: bytes) -> None:
     obj, err = parse_json(raw)
     assert obj is None

@@ -27,6 +27,10 @@ def test_invalid_utf8_is_a_dead_letter_with_its_bytes() -> None:
     assert errors[0].raw == b"\xff\xfe"
 
 
+def test_a_message_without_a_value_holds_no_events() -> None:
+    assert decode_envelope(None, decode_procedure_event) == ([], [])
+
+
 def test_blank_lines_are_ignored() -> None:
     assert split_lines(b"\n" + GOOD + b"\n\n  \n") == [GOOD]
 

@@ -84,6 +84,29 @@ def test_bad_items_are_named_and_the_good_ones_still_go() -> None:
     assert stats.rejected["procedure"] == 2 and len(bus.sent) == 1
 
 
+def test_a_pretty_printed_event_goes_on_as_one_line() -> None:
+    bus = RecordingBus()
+    http, _ = client(bus)
+    body = json.dumps(received(1), indent=2)
+    r = http.post(URL, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 202 and r.json()["accepted"] == 1
+    [(_, [(_, raw)])] = bus.sent
+    assert b"\n" not in raw and json.loads(raw) == received(1)
+
+
+def test_what_the_worker_could_not_read_is_refused_at_the_edge() -> None:
+    bus = RecordingBus()
+    http, _ = client(bus)
+    surrogate = json.dumps(received(1)).replace('"D-1"', '"D-\\ud800"')
+    r = http.post(URL, content=f"[{surrogate}, {json.dumps(received(2))}]")
+    assert r.status_code == 400 and "not JSON" in r.json()["detail"]
+    nan = json.dumps(received(3)).replace('_days": 3', '_days": NaN')
+    body = f"{nan}\n{json.dumps(received(4))}"
+    r = http.post(URL, content=body, headers={"content-type": "application/x-ndjson"})
+    assert r.status_code == 202 and r.json()["errors"][0]["index"] == 0
+    assert [key for _, items in bus.sent for key, _ in items] == ["D-4"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "reason"),
     [
