@@ -139,18 +139,23 @@ class ProcedureWorker:
             if self.event_time:
                 watermark = EventTimeClock(max(stored.clock, now))
                 now = watermark.now()
+            # Rebuild as of the last commit, whose transitions are stored
+            # already; the time since then passes afterwards, so SLA
+            # transitions that fell due while no worker ran are sent.
+            then = min(stored.clock, now) if stored.clock > 0 else now
             proc = PartitionProcessor(
                 part,
                 self.calendar,
                 self.registry,
                 self.scopes,
-                now,
+                then,
                 self.settings.at_risk_share,
                 self.settings.finished_retention_days,
             )
             later = [e for e in (_decode_stored(raw) for raw in stored.later) if e is not None]
             proc.restore(stored.snapshot, stored.seq, later)
             proc.restore_counters(stored.hourly_scopes, stored.hourly_hours, stored.hourly_values)
+            proc.move(now)
             self.partitions[part] = Partition(proc, watermark)
             log.info(
                 "partition %d ready: %d dossiers, %d events after the snapshot, %.1f s",

@@ -1,5 +1,6 @@
-"""The worker's database retry (the faust app itself runs in the integration
-tests against a real broker and PostgreSQL)."""
+"""The worker's database retry, and a partition's restart against real
+PostgreSQL (the faust app itself runs in the integration tests against a
+real broker)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,46 @@ def test_a_failed_write_is_retried_after_a_reconnect(monkeypatch: pytest.MonkeyP
     asyncio.run(write_until_done(sink, sink.write))
     assert sink.calls == ["ensure", "write", "close", "connect"] * 2 + ["ensure", "write"]
     assert slept == [0.5, 1.0]
+
+
+@pytest.mark.integration
+def test_sla_transitions_due_while_no_worker_ran_are_sent_after_the_restart(
+    database_url: str,
+) -> None:
+    from ioc.clock import ManualClock
+    from ioc.settings import Settings
+    from streams.processor import PartitionProcessor
+    from streams.scopes import ScopeIndex
+    from streams.sinks.postgres import PostgresSink
+    from streams.sinks.schema import migrate
+    from tests.streams.helpers import event, vn, world
+
+    migrate(database_url)
+    registry, calendar = world()
+
+    async def run() -> list[dict[str, Any]]:
+        sink = PostgresSink(database_url)
+        await sink.connect()
+        # the last commit before the stop: a dossier received, on track
+        before = PartitionProcessor(
+            0, calendar, registry, ScopeIndex(registry), vn("2026-03-16 08:00")
+        )
+        before.apply([event("received", "D1", "2026-03-16 09:00")], vn("2026-03-16 10:00"))
+        await sink.write(before.drain(snapshot=True), {})
+        assert before.drain().alerts == []
+        # the worker comes back a week later, after the dossier fell due
+        worker = worker_app.ProcedureWorker(
+            Settings(),
+            registry,
+            calendar,
+            ManualClock(vn("2026-03-25 10:00")),  # type: ignore[arg-type]
+            sink,
+            None,
+            None,
+        )
+        await worker._load([0])
+        await sink.close()
+        return worker.partitions[0].processor.drain().alerts
+
+    alerts = asyncio.run(run())
+    assert [(a["dossier_id"], a["transition"]) for a in alerts] == [("D1", "overdue")]
