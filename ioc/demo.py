@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ioc.calendar import WorkingCalendar, load_calendar
 from ioc.clock import VN_TZ, to_iso
 from ioc.settings import Settings
 
@@ -117,11 +118,11 @@ def embedded_postgres(data_dir: Path) -> str:
     return server.get_uri(database="ioc_demo")
 
 
-def office_opening(now: float) -> float:
+def office_opening(now: float, calendar: WorkingCalendar) -> float:
     """08:00 today, or of the last working day before today when today is a
-    weekend day (so the demo starts busy)."""
+    weekend day or a holiday (so the demo starts busy)."""
     day = datetime.fromtimestamp(now, VN_TZ).replace(hour=8, minute=0, second=0, microsecond=0)
-    while day.weekday() >= 5:
+    while not calendar.is_working_day(day.date()):
         day -= timedelta(days=1)
     return day.timestamp()
 
@@ -193,23 +194,24 @@ def run_demo(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         print(f"IOC demo — data and logs in {data}", flush=True)
-        if "IOC_KAFKA_URL" not in os.environ:
+        if not os.environ.get("IOC_KAFKA_URL"):
             port = free_port()
             sup.adopt("kafka broker (Tansu)", start_tansu(port, logs / "tansu.log"))
             wait_for_port(port)
             env["IOC_KAFKA_URL"] = f"kafka://127.0.0.1:{port}"
             print(f"  Kafka-protocol broker (Tansu, in memory): {env['IOC_KAFKA_URL']}")
-        if "IOC_DATABASE_URL" not in os.environ:
+        if not os.environ.get("IOC_DATABASE_URL"):
             env["IOC_DATABASE_URL"] = embedded_postgres(data / "pg")
             print("  PostgreSQL (embedded): database ioc_demo in", data / "pg")
-        if "IOC_MQTT_URL" not in os.environ:
+        if not os.environ.get("IOC_MQTT_URL"):
             port = free_port()
             sup.adopt("MQTT broker (amqtt)", start_amqtt(port, data, logs / "amqtt.log"))
             wait_for_port(port)
             env["IOC_MQTT_URL"] = f"mqtt://127.0.0.1:{port}"
             print(f"  MQTT broker (amqtt): {env['IOC_MQTT_URL']}")
         if "IOC_CLOCK_START" not in os.environ:
-            env["IOC_CLOCK_START"] = to_iso(office_opening(time.time()))
+            calendar = load_calendar(settings.calendar_file)
+            env["IOC_CLOCK_START"] = to_iso(office_opening(time.time(), calendar))
             env.setdefault("IOC_CLOCK_SPEED", "60")
         env["IOC_CLOCK_ANCHOR"] = str(time.time())
         env["IOC_DATA_DIR"] = str(data)

@@ -103,7 +103,8 @@ class Scorecard:
         return {
             "indicators": indicators,
             "groups": groups,
-            "points": round(sum(i["points"] for i in scored), 3),
+            # nothing measured is "not measured", never a score of 0
+            "points": round(sum(i["points"] for i in scored), 3) if scored else None,
             "measured_max": sum(i["max"] for i in scored),
             "max": sum(g.max for g in self.groups),
         }

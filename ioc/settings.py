@@ -21,8 +21,9 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     log_level: str = "INFO"
 
-    # Server addresses. Empty means "start an embedded one" in ``ioc demo``;
-    # every other command needs them set (the demo sets them for its children).
+    # Server addresses. ``ioc demo`` starts an embedded server for each one
+    # that is unset or empty in the environment and hands its address to its
+    # children; every other command uses the value, or this default.
     kafka_url: str = "kafka://127.0.0.1:9092"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     mqtt_url: str = "mqtt://127.0.0.1:1883"

@@ -86,14 +86,20 @@ def database_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def mosquitto_binary() -> str | None:
+    # Debian installs it in /usr/sbin, which a non-root PATH may lack
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    return binary if Path(binary).exists() else None
+
+
 @pytest.fixture(scope="session")
 def mqtt_url() -> str:
     url = os.environ.get("IOC_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 1883
     if not port_open(host, port):
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
+        binary = mosquitto_binary()
+        if binary is None:
             pytest.fail(f"no MQTT broker at {host}:{port} and mosquitto is not installed")
         subprocess.run([binary, "-d", "-c", "/etc/mosquitto/mosquitto.conf"], check=False)
         wait_for_port(host, port, 15)

@@ -76,6 +76,9 @@ def test_the_demo_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
     env.update({"IOC_DATA_DIR": str(tmp_path / "demo"), "IOC_API_PORT": str(port)})
+    # busier than a real province, so that the received tile surely moves
+    # while the page is watched, at any hour the demo clock reaches
+    env["IOC_SIM_DOSSIERS_PER_HOUR"] = "600"
     out = tmp_path / "demo.out"
     with out.open("wb") as sink:
         demo = subprocess.Popen(

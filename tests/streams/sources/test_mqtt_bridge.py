@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -31,16 +30,11 @@ from streams.sources.mqtt_bridge import (
     parse_topic,
     reading_from_mqtt,
 )
+from tests.conftest import mosquitto_binary
 
 TS = "2026-01-15T08:00:00+07:00"
 RECEIVED = 1_768_438_800.0  # 2026-01-15T08:00:00+07:00
 AQ = "ioc/sensors/00166/air_quality/aq-00166-1"
-
-# ioc.demo.start_tansu leaves its log file open in this process; the warning
-# lands on whichever test first starts the session's broker. Remove once fixed.
-pytestmark = pytest.mark.filterwarnings(
-    r"ignore:Exception ignored in.*tansu\.log:pytest.PytestUnraisableExceptionWarning"
-)
 
 
 def body(**fields: Any) -> bytes:
@@ -417,7 +411,9 @@ def test_nothing_is_acked_that_kafka_did_not_take(mqtt_url: str, kafka_bootstrap
 def private_mosquitto(port: int) -> subprocess.Popen[bytes]:
     """A throw-away Mosquitto on ``port`` (the shared one must not be restarted)."""
     proc = subprocess.Popen(
-        ["mosquitto", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [mosquitto_binary() or "mosquitto", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -431,7 +427,6 @@ def private_mosquitto(port: int) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs the mosquitto binary")
 def test_bridge_reconnects_after_the_broker_restarts(kafka_bootstrap: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
