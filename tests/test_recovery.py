@@ -48,9 +48,13 @@ def stored_counters(database: str) -> dict[str, dict[str, Any]]:
     return {scope: sum_counters(p) for scope, p in parts.items()}
 
 
+REPLAY = [sys.executable, "-m", "ioc.cli", "replay"]
+PACED_SECONDS = 10
+
+
 def replay(env: dict[str, str], events: Path, *args: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "ioc.cli", "replay", str(events), "--speed", "max", *args],
+        [*REPLAY, str(events), "--speed", "max", *args],
         env=env,
         check=True,
         capture_output=True,
@@ -110,32 +114,47 @@ def test_a_worker_stopped_mid_replay_resumes_without_loss_or_double_counting(
         [sys.executable, "-m", "ioc.cli", "db", "migrate"], env=env, check=True, capture_output=True
     )
 
-    # The replay goes in two parts, and the worker is stopped while it works
-    # through the first: a fast machine cannot finish before the stop, and
-    # the second part reaches Kafka while no worker runs.
+    # The replay goes in two parts. The first is paced over about ten
+    # seconds, and the worker is stopped halfway through it, while events
+    # still arrive; the second reaches Kafka while no worker runs.
     lines.sort(key=lambda line: json.loads(line)["ts"])
     cut = len(lines) * 2 // 3
     first, rest = tmp_path / "first.ndjson", tmp_path / "rest.ndjson"
     first.write_bytes(b"\n".join(lines[:cut]))
     rest.write_bytes(b"\n".join(lines[cut:]))
+    span = parse_instant(json.loads(lines[cut - 1])["ts"]) - parse_instant(
+        json.loads(lines[0])["ts"]
+    )
 
     worker = Process("worker", ["worker"], env, tmp_path / "logs")
+    pacer = None
     try:
         wait_until("the worker", lambda: "partition 3 ready" in worker.output(), 90)
-        replay(env, first)
+        pacer = subprocess.Popen(
+            [*REPLAY, str(first), "--speed", str(span / PACED_SECONDS)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         wait_until(
-            "a third of the events committed",
-            lambda: committed(database_url) > len(lines) / 3,
+            "half of the first part committed",
+            lambda: committed(database_url) > cut / 2,
             120,
             every=0.05,
         )
         worker.proc.send_signal(stop)
         code = worker.proc.wait(30)
+        at_stop = committed(database_url)
+        out, _ = pacer.communicate(timeout=120)
+        assert pacer.returncode == 0, out
     finally:
         worker.kill()
+        if pacer is not None and pacer.poll() is None:
+            pacer.kill()
+            pacer.communicate()
     if stop == signal.SIGTERM:
         assert code == 0, worker.output()[-3000:]
-    assert committed(database_url) <= cut
+    assert at_stop < cut, "the worker was not stopped while it worked through the first part"
     replay(env, rest, "--until", UNTIL)
 
     restarted = Process("worker-2", ["worker"], env, tmp_path / "logs")
