@@ -34,9 +34,13 @@ def _world(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.sinks.schema import migrate
+    from streams.sinks.schema import SchemaError, migrate
 
-    mode = migrate(settings.database_url)
+    try:
+        mode = migrate(settings.database_url)
+    except SchemaError as exc:
+        print(f"ioc db migrate: {exc}", file=sys.stderr)
+        return 2
     print(f"schema ready ({mode})")
     return 0
 
@@ -47,15 +51,15 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from ioc.topics import Topics
     from streams.app import create_app
     from streams.kafka import ensure_topics, topic_layout
-    from streams.sinks.schema import TopicMismatch, bind_topic, migrate
+    from streams.sinks.schema import SchemaError, TopicMismatch, bind_topic, migrate
 
     registry, calendar = _world(settings)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    migrate(settings.database_url)
     topics = Topics(settings.topic_prefix)
     try:
+        migrate(settings.database_url)
         bind_topic(settings.database_url, topics.procedure_events, settings.procedure_partitions)
-    except TopicMismatch as exc:
+    except (SchemaError, TopicMismatch) as exc:
         print(f"ioc worker: {exc}", file=sys.stderr)
         return 2
     layout = topic_layout(topics, settings.procedure_partitions, settings.sensor_partitions)

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -50,6 +51,8 @@ SHUTDOWN_FLUSH_TIMEOUT = 10.0
 UPDATE_SCOPES_PER_MESSAGE = 200
 # Flush early (and wait for it) when this many events wait for their commit.
 MAX_PENDING_EVENTS = 50_000
+# seconds between the worker's one-line report in the log
+STATS_INTERVAL = 60.0
 
 
 @dataclass(slots=True)
@@ -253,6 +256,26 @@ class ProcedureWorker:
     async def _commit(self, commits: list[tuple[Drained, dict[str, str]]]) -> None:
         await write_until_done(self.sink, lambda: self.sink.write_many(commits))
 
+    def log_stats(self) -> None:
+        """One line for operators: what the worker holds and what it refused
+        or could not place (unknown codes are counted under their own code)."""
+        stats = self.stats()
+        parts = stats["per_partition"].values()
+        anomalies: Counter[str] = Counter()
+        for part in self.partitions.values():
+            anomalies.update(part.processor.store.anomaly_counts)
+        log.info(
+            "partitions %s: %d events committed, %d open dossiers, %d duplicates, "
+            "%d dead letters, unknown codes %s, anomalies %s",
+            stats["partitions"],
+            stats["committed_events"],
+            sum(p["open"] for p in parts),
+            sum(p["duplicates"] for p in parts),
+            stats["dead_letters"],
+            stats["unknown_codes"] or "none",
+            dict(anomalies) or "none",
+        )
+
     def stats(self) -> dict[str, Any]:
         per_part = {p: s.processor.stats() for p, s in self.partitions.items()}
         return {
@@ -376,6 +399,10 @@ def create_app(
     @app.timer(interval=settings.flush_interval)
     async def commit() -> None:
         await worker.flush()
+
+    @app.timer(interval=STATS_INTERVAL)
+    async def report() -> None:
+        worker.log_stats()
 
     latest = LatestReadings()
 

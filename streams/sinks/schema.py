@@ -237,6 +237,24 @@ def postgres_statements() -> list[str]:
     ]
 
 
+# add_columnstore_policy and ALTER TABLE ... SET (timescaledb.enable_columnstore)
+MIN_TIMESCALEDB = (2, 18)
+
+
+class SchemaError(RuntimeError):
+    """The database cannot hold this schema (and nothing was changed)."""
+
+
+def timescale_release(version: str) -> tuple[int, ...]:
+    """(2, 18, 1) from "2.18.1" (a suffix such as "-dev" is ignored)."""
+    numbers = []
+    for part in version.split("-")[0].split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers)
+
+
 def migrate(url: str) -> str:
     """Create or update the schema. Returns the mode used: the TimescaleDB
     version, or ``"postgresql"`` when the extension is not available."""
@@ -251,9 +269,16 @@ def migrate(url: str) -> str:
                 version = conn.execute(
                     "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
                 ).fetchone()
-                mode = f"timescaledb {version[0] if version else row[0]}"
+                installed = str(version[0] if version else row[0])
+                mode = f"timescaledb {installed}"
             except psycopg.Error as exc:
                 log.warning("TimescaleDB is installed but cannot be enabled here: %s", exc)
+        if mode != "postgresql" and timescale_release(installed) < MIN_TIMESCALEDB:
+            raise SchemaError(
+                f"TimescaleDB {installed} is older than "
+                f"{'.'.join(map(str, MIN_TIMESCALEDB))}, whose columnstore API this schema "
+                "uses: run ALTER EXTENSION timescaledb UPDATE, or use a database without it"
+            )
         with conn.transaction():
             for statement in tables():
                 conn.execute(statement)

@@ -51,3 +51,12 @@ def test_a_database_is_bound_to_one_procedure_topic(database_url: str) -> None:
     for topic, partitions in (("b.procedure-events", 4), ("a.procedure-events", 8)):
         with pytest.raises(TopicMismatch, match=r"'a\.procedure-events' with 4 partitions"):
             bind_topic(database_url, topic, partitions)
+
+
+def test_timescaledb_releases_are_compared_as_numbers() -> None:
+    from streams.sinks.schema import MIN_TIMESCALEDB, timescale_release
+
+    assert timescale_release("2.28.0") > MIN_TIMESCALEDB
+    assert timescale_release("2.18.0-dev") >= MIN_TIMESCALEDB
+    assert timescale_release("2.9.3") < MIN_TIMESCALEDB
+    assert timescale_release("2.17.2") < MIN_TIMESCALEDB
