@@ -51,7 +51,14 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from ioc.topics import Topics
     from streams.app import create_app
     from streams.kafka import ensure_topics, topic_layout
-    from streams.sinks.schema import SchemaError, TopicMismatch, bind_topic, migrate
+    from streams.sinks.schema import (
+        RecomputeUnfinished,
+        SchemaError,
+        TopicMismatch,
+        bind_topic,
+        check_no_unfinished_recompute,
+        migrate,
+    )
 
     registry, calendar = _world(settings)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
@@ -59,7 +66,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         migrate(settings.database_url)
         bind_topic(settings.database_url, topics.procedure_events, settings.procedure_partitions)
-    except (SchemaError, TopicMismatch) as exc:
+        check_no_unfinished_recompute(settings.database_url)
+    except (SchemaError, TopicMismatch, RecomputeUnfinished) as exc:
         print(f"ioc worker: {exc}", file=sys.stderr)
         return 2
     layout = topic_layout(topics, settings.procedure_partitions, settings.sensor_partitions)

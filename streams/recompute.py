@@ -70,6 +70,11 @@ async def recompute(
             end = max(r[2].timestamp() for r in rows)
         async with conn.transaction():
             await conn.execute("TRUNCATE " + ", ".join(DERIVED))
+            # cleared at the end: workers refuse to start on a half rebuild
+            await conn.execute(
+                "INSERT INTO recompute_running DEFAULT VALUES "
+                "ON CONFLICT (single) DO UPDATE SET started_at = now()"
+            )
         await conn.commit()
 
     scopes = ScopeIndex(registry, tuple(settings.minute_series.split(",")))
@@ -118,6 +123,7 @@ async def recompute(
         await _drain(sink, processors, pending, clocks, final=True)
         if await _timescale(sink):
             await sink.conn.execute("CALL refresh_continuous_aggregate('kpi_daily', NULL, NULL)")
+        await sink.conn.execute("DELETE FROM recompute_running")
     finally:
         await sink.close()
     return {

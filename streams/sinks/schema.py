@@ -56,6 +56,12 @@ def tables() -> list[str]:
     partitions int NOT NULL,
     bound_at timestamptz NOT NULL DEFAULT now()
 )""",
+        # A row while `ioc kpis recompute` rebuilds the derived tables: if it
+        # stops half-way, workers must not start on the half-rebuilt state.
+        """CREATE TABLE IF NOT EXISTS recompute_running (
+    single boolean PRIMARY KEY DEFAULT true CHECK (single),
+    started_at timestamptz NOT NULL DEFAULT now()
+)""",
         # Every accepted procedure event that changed a dossier, as received.
         """CREATE TABLE IF NOT EXISTS procedure_events (
     ts timestamptz NOT NULL,
@@ -299,6 +305,21 @@ def migrate(url: str) -> str:
     else:
         log.info("%s: hypertables, columnstore, continuous aggregates and retention enabled", mode)
     return mode
+
+
+class RecomputeUnfinished(RuntimeError):
+    """A recomputation started and did not finish: the derived tables are
+    half rebuilt."""
+
+
+def check_no_unfinished_recompute(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT started_at FROM recompute_running").fetchone()
+    if row is not None:
+        raise RecomputeUnfinished(
+            f"`ioc kpis recompute` started at {row[0]:%Y-%m-%d %H:%M:%S %Z} did not finish, "
+            "so the KPI tables are half rebuilt: run it again before starting workers"
+        )
 
 
 class TopicMismatch(RuntimeError):
