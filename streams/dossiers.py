@@ -443,6 +443,7 @@ class DossierStore:
         assert r is not None
         c = self.c
         c.received[row] = ev.ts
+        self.scopes.check_province(r.province)
         c.combo[row] = self.scopes.combo(r.commune, r.agency, r.centre, r.procedure_code, r.field)
         c.channel[row] = CHANNEL_CODES[r.channel]
         c.fee[row] = r.fee_required

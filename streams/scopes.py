@@ -66,15 +66,25 @@ class ScopeIndex:
     def get(self, key: str) -> int | None:
         return self._index.get(key)
 
+    def check_province(self, code: str) -> None:
+        """A deployment serves one province: a receipt naming another is
+        kept and counted under this one, and flagged like any unknown code."""
+        if code != self.registry.province_code:
+            here = self.registry.province_code
+            self._flag_unknown("province", code, f"is not this province ({here}); counted here")
+
+    def _flag_unknown(
+        self, kind: str, code: str, note: str = "is not in the province registry; counted as given"
+    ) -> None:
+        self.unknown[kind] += 1
+        key = f"{kind}:{code}"
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s %r %s", kind, code, note)
+
     def _scope(self, kind: str, code: str) -> int:
         if not self.registry.knows(kind, code):
-            self.unknown[kind] += 1
-            key = f"{kind}:{code}"
-            if key not in self._warned:
-                self._warned.add(key)
-                log.warning(
-                    "%s %r is not in the province registry; counting it as given", kind, code
-                )
+            self._flag_unknown(kind, code)
         return self.intern(f"{kind}:{code}")
 
     def combo(

@@ -41,6 +41,21 @@ def test_unknown_codes_are_kept_counted_and_warned_once(caplog: pytest.LogCaptur
     assert sum("99999" in r.message for r in caplog.records) == 2  # commune and agency
 
 
+def test_a_receipt_of_another_province_is_counted_here_and_flagged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry, _ = world()
+    scopes = ScopeIndex(registry)
+    with caplog.at_level(logging.WARNING):
+        scopes.check_province("01")
+        scopes.check_province("79")
+        scopes.check_province("79")
+    assert scopes.unknown["province"] == 2  # each receipt
+    assert [r.getMessage() for r in caplog.records] == [
+        "province '79' is not this province (01); counted here"
+    ]
+
+
 def test_expand_lists_every_scope_of_every_entry() -> None:
     registry, _ = world()
     scopes = ScopeIndex(registry)
