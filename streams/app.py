@@ -266,11 +266,12 @@ class ProcedureWorker:
             anomalies.update(part.processor.store.anomaly_counts)
         log.info(
             "partitions %s: %d events committed, %d open dossiers, %d duplicates, "
-            "%d dead letters, unknown codes %s, anomalies %s",
+            "%d for evicted dossiers, %d dead letters, unknown codes %s, anomalies %s",
             stats["partitions"],
             stats["committed_events"],
             sum(p["open"] for p in parts),
             sum(p["duplicates"] for p in parts),
+            sum(p["after_eviction"] for p in parts),
             stats["dead_letters"],
             stats["unknown_codes"] or "none",
             dict(anomalies) or "none",

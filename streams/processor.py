@@ -176,6 +176,7 @@ class PartitionProcessor:
         old = np.nonzero((end > 0) & (end < self.now - self.retention))[0]
         for row in old.tolist():
             store.evict(row)
+        store.forgotten.prune(self.now)
         return len(old)
 
     def snapshot(self) -> list[bytes]:
@@ -192,6 +193,7 @@ class PartitionProcessor:
             req_rows, req_t = _flatten(store.requests, block)
             sup_rows, sup_t = _flatten(store.supplied, block)
             combos = self.scopes.combo_attributes if start == 0 else []
+            forgotten = store.forgotten.arrays() if start == 0 else _NONE_FORGOTTEN
             buf = io.BytesIO()
             np.savez(
                 buf,
@@ -202,6 +204,8 @@ class PartitionProcessor:
                 sup_rows=sup_rows,
                 sup_t=sup_t,
                 combos=np.array(json.dumps(combos).encode()),
+                forgotten_keys=forgotten[0],
+                forgotten_closed=forgotten[1],
             )
             chunks.append(zlib.compress(buf.getvalue(), 1))
         return chunks
@@ -222,6 +226,8 @@ class PartitionProcessor:
                     [self.scopes.combo(*attrs) if attrs else -1 for attrs in table] or [-1],
                     dtype=np.int32,
                 )
+            if "forgotten_keys" in data.files:
+                store.forgotten.load(data["forgotten_keys"], data["forgotten_closed"])
             facts = data["facts"].copy()
             if not len(facts):
                 continue
@@ -276,8 +282,12 @@ class PartitionProcessor:
             "finished": int(np.count_nonzero(np.isin(kinds, FINISHED_KINDS))),
             "awaiting_receipt": len(store) - int(np.count_nonzero(received)),
             "duplicates": store.duplicates,
+            "after_eviction": store.after_eviction,
             "events_applied": self.events_applied,
         }
+
+
+_NONE_FORGOTTEN = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float64))
 
 
 def _ts(ev: ProcedureEvent) -> float:

@@ -74,6 +74,34 @@ def test_finished_dossiers_are_evicted_after_the_retention() -> None:
     assert p.store.row_of("D1") is None and p.store.row_of("D2") is not None
 
 
+def test_events_for_an_evicted_dossier_open_no_new_one() -> None:
+    p = processor()
+    p.retention = 86400
+    clock = EventTimeClock()
+    p.apply(events(), 0.0, clock)
+    clock.observe(vn("2026-03-20 10:00"))
+    p.move(clock.now())
+    snap = p.drain(snapshot=True)  # evicts D1, closed on the 17th
+    before = p.updates()["province"]
+    late = [
+        event("received", "D1", "2026-03-16 09:00"),  # the receipt sent again
+        event("rated", "D1", "2026-03-20 11:00", score=5),
+    ]
+    assert p.apply(late, 0.0, clock) == 2  # both kept with the raw events
+    p.move(vn("2026-04-30 10:00"))
+    assert p.store.row_of("D1") is None and p.store.after_eviction == 2
+    counters = p.all_counters()["province"]
+    assert counters["flows"]["ytd"] == before["flows"]["ytd"]
+    assert [a["dossier_id"] for a in p.drain().alerts if a["dossier_id"] == "D1"] == []
+
+    registry, calendar = world()
+    q = PartitionProcessor(0, calendar, registry, ScopeIndex(registry), clock.now())
+    q.restore(snap.snapshot, snap.seq, [])
+    assert "D1" in q.store.forgotten and "D2" not in q.store.forgotten
+    assert q.apply(late[:1], 0.0, EventTimeClock(clock.now())) == 1
+    assert q.store.row_of("D1") is None
+
+
 def test_a_snapshot_in_several_chunks_restores_every_dossier(monkeypatch) -> None:
     import streams.processor as module
 
