@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,9 @@ def create_app(settings: Settings) -> FastAPI:
     scorecard = load_scorecard(settings.scorecard_file)
     topics = Topics(settings.topic_prefix)
     clock = build_clock("wall", settings.clock_start, settings.clock_speed, settings.clock_anchor)
-    hub = Hub(clock=clock)
+    # seqs above the start time in ms: a resume from before a restart is
+    # never mistaken for "up to date"
+    hub = Hub(clock=clock, seq_base=int(time.time() * 1000))
     stats = IngestStats()
     state: dict[str, Any] = {"producer": None}
 

@@ -38,6 +38,8 @@ class Feed:
         self.sensors: dict[str, dict[str, Any]] = {}
         self.messages = 0
         self.connected = False
+        # the next offset to read per partition, kept across reconnections
+        self._positions: dict[TopicPartition, int] = {}
 
     def apply_kpi(self, part: int, at: float, scopes: dict[str, Any]) -> None:
         for scope, counters in scopes.items():
@@ -66,17 +68,18 @@ class Feed:
     def handle(self, value: bytes) -> None:
         try:
             message = json.loads(value)
-        except ValueError:
-            log.warning("ignoring an update that is not JSON")
+            kind = message.get("type")
+            if kind == "kpi":
+                self.apply_kpi(int(message["part"]), float(message["at"]), message["scopes"])
+            elif kind == "sensor":
+                self.apply_sensors(message["readings"])
+            elif kind == "sla":
+                self.apply_alerts(sla_items(message))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # one malformed update must not cost the walls the ones after it
+            log.warning("ignoring a malformed update (%s: %s)", type(exc).__name__, exc)
             return
         self.messages += 1
-        kind = message.get("type")
-        if kind == "kpi":
-            self.apply_kpi(int(message["part"]), float(message["at"]), message["scopes"])
-        elif kind == "sensor":
-            self.apply_sensors(message["readings"])
-        elif kind == "sla":
-            self.apply_alerts(sla_items(message))
 
     async def run(self, bootstrap: str) -> None:
         """Consume until cancelled, reconnecting after broker failures."""
@@ -94,11 +97,16 @@ class Feed:
                 ends = await consumer.end_offsets(tps)
                 await self.load()
                 for tp, offset in ends.items():
-                    consumer.seek(tp, offset)
+                    # after a lost connection, resume where we were: alerts
+                    # published meanwhile must still reach the walls
+                    consumer.seek(tp, self._positions.get(tp, offset))
                 self.connected = True
                 async for msg in consumer:
                     if msg.value is not None:
                         self.handle(msg.value)
+                    self._positions[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
+                    # let the screens' senders drain a burst before the next one
+                    await asyncio.sleep(0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

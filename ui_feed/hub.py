@@ -14,8 +14,10 @@ Protocol (JSON text frames). Client -> server:
 Server -> client: ``{"type": "snapshot", "channel", "seq", "data"}`` first for
 each subscribed channel that has data, then ``{"type": "delta", ...}`` per
 publish; ``{"type": "heartbeat", "at": <epoch s>}`` every ``heartbeat`` s;
-``{"type": "pong"}``. Seqs are per channel, start at 1, +1 per publish, and
-live in memory: a restarted hub starts again at 1.
+``{"type": "pong"}``. Seqs are per channel, start at ``seq_base + 1``, +1 per
+publish, and live in memory. The API passes its start time in milliseconds
+as ``seq_base``, so a restarted hub (or another API instance) never hands
+out a seq a screen saw before: a resume across a restart gets a snapshot.
 
 A channel's kind is fixed by its first publish. *Conflated* (KPI views,
 ``sensors``): only the latest value matters; snapshot and delta both carry the
@@ -64,6 +66,10 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 _HEARTBEAT = ("heartbeat",)  # queue key: one pending heartbeat at most
 CLOSE_TRY_AGAIN = 1013
+# Ordered messages a client may have pending. One SLA message from the worker
+# carries up to alerts.messages.ITEMS_PER_MESSAGE (1000) alerts, published in
+# one go: a screen that keeps up must be able to take two such bursts.
+QUEUE_SIZE = 2048
 
 
 def _message(kind: str, channel: str, seq: int, data: Any) -> Message:
@@ -79,10 +85,10 @@ class Connection(Protocol):
 class _Channel:
     __slots__ = ("conflate", "items", "name", "seq", "subscribers", "value")
 
-    def __init__(self, name: str, conflate: bool, history: int) -> None:
+    def __init__(self, name: str, conflate: bool, history: int, seq_base: int) -> None:
         self.name = name
         self.conflate = conflate
-        self.seq = 0
+        self.seq = seq_base
         self.value: Any = None
         self.items: deque[tuple[int, Any]] = deque(maxlen=history)
         self.subscribers: set[_Client] = set()
@@ -144,15 +150,17 @@ class Hub:
     def __init__(
         self,
         *,
-        queue_size: int = 256,
+        queue_size: int = QUEUE_SIZE,
         heartbeat: float = 15.0,
         stall_timeout: float = 30.0,
         history: int = 200,
         clock: Clock | None = None,
+        seq_base: int = 0,
     ) -> None:
         if queue_size < 1 or history < 1 or heartbeat <= 0 or stall_timeout <= 0:
             raise ValueError("queue_size, history, heartbeat and stall_timeout must be positive")
         self._queue_size, self._history = queue_size, history
+        self._seq_base = seq_base
         self._heartbeat, self._stall_timeout = heartbeat, stall_timeout
         self._now = clock.now if clock is not None else time.time
         self._channels: dict[str, _Channel] = {}
@@ -168,7 +176,9 @@ class Hub:
         ch = self._channels.get(channel)
         created = ch is None
         if ch is None:
-            ch = self._channels[channel] = _Channel(channel, conflate, self._history)
+            ch = self._channels[channel] = _Channel(
+                channel, conflate, self._history, self._seq_base
+            )
         elif ch.conflate != conflate:
             raise ValueError(f"channel {channel!r} is {'' if ch.conflate else 'not '}conflated")
         ch.seq += 1

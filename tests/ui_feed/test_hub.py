@@ -246,6 +246,26 @@ def test_resume_from_a_gap_too_old_gets_a_fresh_snapshot() -> None:
     run(main)
 
 
+def test_a_resume_from_before_a_restart_gets_a_snapshot() -> None:
+    async def main() -> None:
+        before = Hub(heartbeat=QUIET, seq_base=1_000)
+        for i in range(200):
+            before.publish("alerts", i, conflate=False)
+        seen = before.snapshot("alerts")
+        assert seen is not None
+        # the restarted hub reloads the same 200 alerts, then three new ones
+        after = Hub(heartbeat=QUIET, seq_base=5_000)
+        for i in range(203):
+            after.publish("alerts", i, conflate=False)
+        conn, task = connect(after)
+        got = await settle(conn, sub("alerts", resume={"alerts": 1_200}))
+        assert [(m["type"], m["seq"]) for m in got] == [("snapshot", 5_203)]
+        assert got[0]["data"][-3:] == [200, 201, 202]
+        await leave(conn, task)
+
+    run(main)
+
+
 def test_a_client_not_reading_gets_the_newest_value_not_a_backlog() -> None:
     async def main() -> None:
         hub = Hub(heartbeat=QUIET, queue_size=4, stall_timeout=QUIET)
