@@ -71,6 +71,9 @@ class Procedure:
     receipt_cutoff: time | None = None
     fee_required: bool = False
     agency_level: str = "province"
+    # The agency that settles it, for provincial and vertical procedures
+    # (commune procedures are settled by the commune's People's Committee).
+    agency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +300,22 @@ def _parse_procedures(data: dict[str, Any], reg: Registry, check: _Checker) -> N
         fee = item.get("fee_required", False)
         if not isinstance(fee, bool):
             check.problems.append(f"{where}: fee_required must be true or false")
+        level = (
+            check.choice(item, "agency_level", where, AGENCY_LEVELS)
+            if "agency_level" in item
+            else "province"
+        )
+        agency = item.get("agency")
+        if agency is not None:
+            known = reg.agencies.get(agency) if isinstance(agency, str) else None
+            if known is None:
+                check.problems.append(f"{where}: agency {agency!r} is not under [[agencies]]")
+                agency = None
+            elif level == "commune" or known.level != level:
+                check.problems.append(
+                    f"{where}: agency {agency!r} is {known.level}-level, "
+                    f"the procedure {level}-level"
+                )
         reg.procedures[code] = Procedure(
             code=code,
             name=check.text(item, "name", where),
@@ -305,9 +324,8 @@ def _parse_procedures(data: dict[str, Any], reg: Registry, check: _Checker) -> N
             allotted_working_hours=hours,
             receipt_cutoff=cutoff,
             fee_required=fee is True,
-            agency_level=check.choice(item, "agency_level", where, AGENCY_LEVELS)
-            if "agency_level" in item
-            else "province",
+            agency_level=level,
+            agency=agency,
         )
 
 

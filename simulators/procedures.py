@@ -26,6 +26,9 @@ from ioc.registry import Procedure, Registry
 
 PROFILE = Path(__file__).parent / "data" / "procedure-profile.toml"
 HOUR = 3600.0
+# Provincial dossiers handed in at a commune centre (receipt regardless of
+# boundary, Decree 118/2025/NĐ-CP; the share is an assumption).
+PROVINCIAL_AT_COMMUNE_CENTRE = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,7 @@ class DossierPlanner:
         proc = rng.choices(self._procedures, self._weights)[0]
         commune = rng.choice(self._communes)
         agency, commune_code, level = self._settler(proc, commune)
-        channel = self._channel(level, commune)
+        channel = self._channel(level, commune, received)
         centre = self._centre(commune, channel, level)
         self.count += 1
         local = datetime.fromtimestamp(received, VN_TZ)
@@ -131,6 +134,8 @@ class DossierPlanner:
         late = self._chance(out["late"])
         share = 1.0 + rng.expovariate(1 / 0.3) if late else rng.betavariate(2.0, 4.0)
         paused = 0.0
+        # the instant from which the rest can follow: after the last supplement
+        ready = accepted
         if self._chance(out["supplement"]):
             asks = 2 if self._chance(out["second_supplement"]) else 1
             at = work(accepted, allotted_s / HOUR * rng.uniform(0.1, 0.3))
@@ -139,19 +144,26 @@ class DossierPlanner:
                 back = at + rng.uniform(0.5, 5.0) * 86400
                 events.append((back, "supplement_received", {}))
                 paused += cal.between(at, back)
+                ready = back
                 at = work(back, rng.uniform(0.5, 4.0))
         if self._chance(out["withdrawn"]):
             events.append((work(accepted, rng.uniform(0.5, 4.0)), "withdrawn", {}))
             return self._finish(dossier_id, events)
-        processed = cal.add(start, allotted_s * share + paused)
+        # processed once the planned working time has passed, and never
+        # before the last supplement is in
+        processed = max(cal.add(start, allotted_s * share + paused), work(ready, 0.5))
         if self._chance(out["stopped"]):
             events.append((processed, "stopped", {}))
             return self._finish(dossier_id, events)
         if proc.fee_required:
-            asked = cal.add(start, allotted_s * share * 0.5)
+            # the fee is asked for once the dossier is checked and paid before
+            # the result: the processing waits for the payment
+            asked = work(ready, rng.uniform(0.1, 2.0))
             events.append((asked, "financial_obligation_requested", {}))
-            online = channel in ("online", "vneid") and self._chance(out["paid_online"] / 0.75)
-            events.append((asked + rng.uniform(0.1, 24) * HOUR, "paid", {"online": online}))
+            online = channel in ("online", "vneid") and self._chance(out["paid_online"])
+            paid = work(asked, rng.uniform(0.1, 8.0))
+            events.append((paid, "paid", {"online": online}))
+            processed = max(processed, work(paid, 0.25))
         if late and self._chance(out["apology_when_late"]):
             due = cal.add(start, allotted_s + paused)
             new_due = cal.add(due, rng.choice((1, 2, 3)) * cal.day_seconds)
@@ -175,12 +187,16 @@ class DossierPlanner:
     def _settler(self, proc: Procedure, commune: str) -> tuple[str, str | None, str]:
         if proc.agency_level == "commune":
             return self._agency_of_commune.get(commune, self._departments[0]), commune, "commune"
+        if proc.agency is not None:
+            return proc.agency, None, "province"
         if proc.agency_level == "vertical" and self._vertical:
             return self.rng.choice(self._vertical), None, "province"
         return self.rng.choice(self._departments), None, "province"
 
-    def _channel(self, level: str, commune: str) -> str:
+    def _channel(self, level: str, commune: str, received: float) -> str:
         ch = self.profile.channel
+        if not self.cal.is_working_time(received):  # counters are closed: online only
+            return "vneid" if self._chance(ch["vneid_of_online"]) else "online"
         if level == "province":
             online = ch["online_share_province"]
         elif self.reg.communes[commune].level == "phuong":
@@ -196,6 +212,8 @@ class DossierPlanner:
         local = self._commune_centres.get(commune)
         if level == "commune" and local and self._chance(0.8):
             return local
+        if level == "province" and local and self._chance(PROVINCIAL_AT_COMMUNE_CENTRE):
+            return local  # received regardless of boundary (Decree 118/2025/NĐ-CP)
         if self._province_centres and (level == "province" or self._chance(0.5)):
             return self.rng.choice(self._province_centres)
         return self.rng.choice(list(self._commune_centres.values()) or self._province_centres)

@@ -386,6 +386,34 @@ def test_fee_required_must_be_a_boolean() -> None:
     assert len(problems_of(data)) == 1
 
 
+def test_a_procedure_names_its_settling_agency() -> None:
+    data = minimal()
+    data["procedures"][0]["agency"] = "so-tu-phap-01"
+    assert parse_registry(data, "prov.toml").procedures["p1"].agency == "so-tu-phap-01"
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"agency": "so-x"}, "procedures[0]: agency 'so-x' is not under [[agencies]]"),
+        (
+            {"agency": "ubnd-00166"},
+            "procedures[0]: agency 'ubnd-00166' is commune-level, the procedure province-level",
+        ),
+        (
+            {"agency": "so-tu-phap-01", "agency_level": "commune"},
+            "procedures[0]: agency 'so-tu-phap-01' is province-level, the procedure commune-level",
+        ),
+    ],
+)
+def test_a_settling_agency_must_exist_at_the_procedure_level(
+    fields: dict[str, str], problem: str
+) -> None:
+    data = minimal()
+    data["procedures"][0].update(fields)
+    assert problems_of(data) == [problem]
+
+
 # -- loading files -----------------------------------------------------------------
 
 
