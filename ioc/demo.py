@@ -209,7 +209,7 @@ def run_demo(settings: Settings) -> int:
             wait_for_port(port)
             env["IOC_MQTT_URL"] = f"mqtt://127.0.0.1:{port}"
             print(f"  MQTT broker (amqtt): {env['IOC_MQTT_URL']}")
-        if "IOC_CLOCK_START" not in os.environ:
+        if not os.environ.get("IOC_CLOCK_START"):
             calendar = load_calendar(settings.calendar_file)
             env["IOC_CLOCK_START"] = to_iso(office_opening(time.time(), calendar))
             env.setdefault("IOC_CLOCK_SPEED", "60")

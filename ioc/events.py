@@ -56,6 +56,7 @@ SENSOR_MEASURES: dict[str, tuple[str, ...]] = {
 SENSOR_KINDS: tuple[str, ...] = tuple(SENSOR_MEASURES)
 
 MAX_ID = 128
+UTF8_BOM = b"\xef\xbb\xbf"
 # Event times outside these years are typing or clock errors; the working
 # calendar is built only for years the holidays package can describe.
 MIN_YEAR, MAX_YEAR = 2000, 2100
@@ -300,7 +301,7 @@ def parse_json(raw: bytes) -> tuple[Any, str | None]:
     """Parse bytes as JSON, with the worker's parser (no NaN, no lone
     surrogates, UTF-8 only); the error text when it is not."""
     try:
-        return orjson.loads(raw), None
+        return orjson.loads(raw.removeprefix(UTF8_BOM)), None
     except orjson.JSONDecodeError as exc:
         try:
             raw.decode()

@@ -361,10 +361,11 @@ class DossierStore:
     def apply(self, ev: ProcedureEvent, now: float, out: Deltas) -> bool:
         """Merge one event. Returns False when it changed nothing."""
         if ev.dossier_id not in self.rows and self.forgotten and ev.dossier_id in self.forgotten:
-            # Not a new dossier: kept with the raw events (recompute counts
-            # it), but a live row would count a second receipt.
+            # Not a new dossier, and a live row would count a second receipt.
+            # A late fact is kept with the raw events (recompute counts it);
+            # a receipt sent again is stored already.
             self.after_eviction += 1
-            return True
+            return ev.type != "received"
         row = self._row(ev.dossier_id)
         if ev.type not in _NO_COUNTERS:
             self._touch(row)

@@ -239,8 +239,10 @@ class PartitionProcessor:
             _unflatten(store.supplied, data["sup_rows"], data["sup_t"], ids, store.rows)
         self.seq = seq
         scratch = Deltas()
+        counted = store.after_eviction  # a replay is not news
         for ev in later:
             store.apply(ev, self.now, scratch)
+        store.after_eviction = counted
         n = len(store.ids)
         for row in np.nonzero(np.isfinite(store.c.next_at[:n]))[0].tolist():
             store.wheel.push(row, float(store.c.next_at[row]))
@@ -287,7 +289,7 @@ class PartitionProcessor:
         }
 
 
-_NONE_FORGOTTEN = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float64))
+_NONE_FORGOTTEN = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint32))
 
 
 def _ts(ev: ProcedureEvent) -> float:

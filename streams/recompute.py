@@ -46,9 +46,12 @@ async def recompute(
 ) -> dict[str, Any]:
     started = time.monotonic()
     async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+        # commits of the last 30 s came from workers, unless they came from a
+        # recompute that stopped half-way (and is being run again)
         busy = await (
             await conn.execute(
-                "SELECT count(*) FROM worker_partitions WHERE updated_at > now() - INTERVAL '30 s'"
+                "SELECT count(*) FROM worker_partitions WHERE updated_at > now() - INTERVAL '30 s' "
+                "AND NOT EXISTS (SELECT 1 FROM recompute_running)"
             )
         ).fetchone()
         if busy and busy[0] and not force:

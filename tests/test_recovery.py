@@ -115,8 +115,10 @@ def test_a_worker_stopped_mid_replay_resumes_without_loss_or_double_counting(
     )
 
     # The replay goes in two parts. The first is paced over about ten
-    # seconds, and the worker is stopped halfway through it, while events
-    # still arrive; the second reaches Kafka while no worker runs.
+    # seconds, and the worker is stopped once half of it is committed
+    # (normally while events still arrive; on a slow machine perhaps after
+    # the last one was sent, but always before the worker committed them
+    # all). The second part reaches Kafka while no worker runs.
     lines.sort(key=lambda line: json.loads(line)["ts"])
     cut = len(lines) * 2 // 3
     first, rest = tmp_path / "first.ndjson", tmp_path / "rest.ndjson"

@@ -266,25 +266,23 @@ def migrate(url: str) -> str:
     version, or ``"postgresql"`` when the extension is not available."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
+            "SELECT coalesce(installed_version, default_version) FROM pg_available_extensions "
+            "WHERE name = 'timescaledb'"
         ).fetchone()
         mode = "postgresql"
         if row is not None:
+            # checked before CREATE EXTENSION, so a refusal changes nothing
+            if timescale_release(str(row[0])) < MIN_TIMESCALEDB:
+                raise SchemaError(
+                    f"TimescaleDB {row[0]} is older than "
+                    f"{'.'.join(map(str, MIN_TIMESCALEDB))}, whose columnstore API this schema "
+                    "uses: install a newer release (and ALTER EXTENSION timescaledb UPDATE)"
+                )
             try:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-                version = conn.execute(
-                    "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
-                ).fetchone()
-                installed = str(version[0] if version else row[0])
-                mode = f"timescaledb {installed}"
+                mode = f"timescaledb {row[0]}"
             except psycopg.Error as exc:
                 log.warning("TimescaleDB is installed but cannot be enabled here: %s", exc)
-        if mode != "postgresql" and timescale_release(installed) < MIN_TIMESCALEDB:
-            raise SchemaError(
-                f"TimescaleDB {installed} is older than "
-                f"{'.'.join(map(str, MIN_TIMESCALEDB))}, whose columnstore API this schema "
-                "uses: run ALTER EXTENSION timescaledb UPDATE, or use a database without it"
-            )
         with conn.transaction():
             for statement in tables():
                 conn.execute(statement)
@@ -317,8 +315,9 @@ def check_no_unfinished_recompute(url: str) -> None:
         row = conn.execute("SELECT started_at FROM recompute_running").fetchone()
     if row is not None:
         raise RecomputeUnfinished(
-            f"`ioc kpis recompute` started at {row[0]:%Y-%m-%d %H:%M:%S %Z} did not finish, "
-            "so the KPI tables are half rebuilt: run it again before starting workers"
+            f"`ioc kpis recompute` started at {row[0]:%Y-%m-%d %H:%M:%S %Z} has not finished "
+            "(it is running, or it stopped half-way): the KPI tables are half rebuilt. "
+            "Let it finish, or run it again, before starting workers"
         )
 
 

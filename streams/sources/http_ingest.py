@@ -24,7 +24,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from ioc.events import DecodeError, decode_procedure_event, decode_sensor_reading
+from ioc.events import UTF8_BOM, DecodeError, decode_procedure_event, decode_sensor_reading
 from ioc.settings import Settings
 from ioc.topics import Topics
 from streams.kafka import Producer
@@ -41,6 +41,7 @@ class IngestStats:
 
 def split_body(body: bytes, content_type: str) -> list[tuple[Any, bytes]] | str:
     """(parsed item, its bytes) for each item of a body, or an error text."""
+    body = body.removeprefix(UTF8_BOM)  # some Windows clients write one
     if not body.strip():
         return "empty body"
     ndjson = "ndjson" in content_type or "jsonl" in content_type

@@ -427,6 +427,7 @@ def test_non_finite_values_in_json_text_are_not_json() -> None:
 
 def test_parse_json_ok() -> None:
     assert parse_json(json.dumps(event()).encode()) == (event(), None)
+    assert parse_json(b"\xef\xbb\xbf" + json.dumps(event()).encode()) == (event(), None)
     assert parse_json('{"tên": "Hà Nội"}'.encode()) == ({"tên": "Hà Nội"}, None)
 
 

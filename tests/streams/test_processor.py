@@ -87,7 +87,7 @@ def test_events_for_an_evicted_dossier_open_no_new_one() -> None:
         event("received", "D1", "2026-03-16 09:00"),  # the receipt sent again
         event("rated", "D1", "2026-03-20 11:00", score=5),
     ]
-    assert p.apply(late, 0.0, clock) == 2  # both kept with the raw events
+    assert p.apply(late, 0.0, clock) == 1  # the rating is kept; the receipt is stored already
     p.move(vn("2026-04-30 10:00"))
     assert p.store.row_of("D1") is None and p.store.after_eviction == 2
     counters = p.all_counters()["province"]
@@ -98,8 +98,8 @@ def test_events_for_an_evicted_dossier_open_no_new_one() -> None:
     q = PartitionProcessor(0, calendar, registry, ScopeIndex(registry), clock.now())
     q.restore(snap.snapshot, snap.seq, [])
     assert "D1" in q.store.forgotten and "D2" not in q.store.forgotten
-    assert q.apply(late[:1], 0.0, EventTimeClock(clock.now())) == 1
-    assert q.store.row_of("D1") is None
+    assert q.apply(late, 0.0, EventTimeClock(clock.now())) == 1
+    assert q.store.row_of("D1") is None and q.store.after_eviction == 2
 
 
 def test_a_snapshot_in_several_chunks_restores_every_dossier(monkeypatch) -> None:

@@ -70,9 +70,10 @@ def test_an_interrupted_recompute_keeps_workers_off(
     monkeypatch.setattr(recompute_module, "_drain", stopped)
     with pytest.raises(KeyboardInterrupt):
         asyncio.run(recompute_module.recompute(settings, registry, calendar, force=True))
-    with pytest.raises(RecomputeUnfinished, match="run it again before starting workers"):
+    with pytest.raises(RecomputeUnfinished, match="run it again, before starting workers"):
         check_no_unfinished_recompute(database_url)
 
     monkeypatch.undo()
-    asyncio.run(recompute_module.recompute(settings, registry, calendar, force=True))
+    # run again at once, without --force: the recent commits were not a worker's
+    asyncio.run(recompute_module.recompute(settings, registry, calendar))
     check_no_unfinished_recompute(database_url)

@@ -94,6 +94,14 @@ def test_a_pretty_printed_event_goes_on_as_one_line() -> None:
     assert b"\n" not in raw and json.loads(raw) == received(1)
 
 
+def test_a_byte_order_mark_is_ignored() -> None:
+    bus = RecordingBus()
+    http, _ = client(bus)
+    body = b"\xef\xbb\xbf" + json.dumps([received(1), received(2)]).encode()
+    r = http.post(URL, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 202 and r.json()["accepted"] == 2
+
+
 def test_what_the_worker_could_not_read_is_refused_at_the_edge() -> None:
     bus = RecordingBus()
     http, _ = client(bus)
