@@ -82,6 +82,9 @@ class Settings(BaseSettings):
             raise ValueError("IOC_INGEST_TOKEN must be set when IOC_ENV=production")
         if self.env == "production" and len(self.ingest_token) < 16:
             raise ValueError("IOC_INGEST_TOKEN must be at least 16 characters in production")
+        # screens need a read-only token (DESIGN, "Live feed"): no open reads in production
+        if self.env == "production" and len(self.read_token) < 16:
+            raise ValueError("IOC_READ_TOKEN must be set, 16+ characters, when IOC_ENV=production")
         return self
 
     @property

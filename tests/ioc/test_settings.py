@@ -32,8 +32,14 @@ def test_settings_come_from_ioc_variables(monkeypatch: pytest.MonkeyPatch) -> No
 )
 def test_production_needs_a_real_ingest_token(token: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        Settings(env="production", ingest_token=token)
-    assert Settings(env="production", ingest_token="x" * 16).env == "production"
+        Settings(env="production", ingest_token=token, read_token="r" * 16)
+    assert Settings(env="production", ingest_token="x" * 16, read_token="r" * 16).env
+
+
+@pytest.mark.parametrize("token", ["", "short"])
+def test_production_needs_a_real_read_token(token: str) -> None:
+    with pytest.raises(ValidationError, match="IOC_READ_TOKEN must be set, 16"):
+        Settings(env="production", ingest_token="x" * 16, read_token=token)
 
 
 @pytest.mark.parametrize(
