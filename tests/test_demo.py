@@ -36,8 +36,8 @@ async def kpi_updates(url: str, wanted: int, within: float) -> list[dict]:
     return got
 
 
-def wall_values(url: str, seconds: float) -> list[tuple[str | None, str | None]]:
-    """(connection state, received tile) read by Chromium over ``seconds``."""
+def wall_values(url: str, seconds: float) -> list[tuple[str | None, str | None, str | None]]:
+    """(connection state, received tile, IOC clock) read by Chromium over ``seconds``."""
     from playwright.sync_api import sync_playwright
 
     seen = []
@@ -63,6 +63,7 @@ def wall_values(url: str, seconds: float) -> list[tuple[str | None, str | None]]
                 (
                     page.get_attribute('[data-testid="connection-status"]', "data-state"),
                     page.get_attribute('[data-testid="tile-received"]', "data-value"),
+                    page.get_attribute('[data-testid="ioc-clock"]', "data-at"),
                 )
             )
             page.wait_for_timeout(1000)
@@ -100,8 +101,10 @@ def test_the_demo_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
 
         seen = wall_values(f"http://127.0.0.1:{port}/", seconds=12)
         assert seen[-1][0] == "connected"
-        tiles = [int(v) for _, v in seen if v]
+        tiles = [int(v) for _, v, _ in seen if v]
         assert tiles and tiles[-1] > tiles[0], f"the received tile did not move: {seen}"
+        clock = [float(at) for _, _, at in seen if at]
+        assert clock and clock[-1] > clock[0], f"the IOC clock did not move: {seen}"
     finally:
         demo.send_signal(signal.SIGINT)
         code = demo.wait(90)

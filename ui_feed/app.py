@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -305,6 +306,18 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
+
+
+def redact_tokens(record: logging.LogRecord) -> bool:
+    """Keep the read token a wall page sends as ``?token=`` out of the access log."""
+    if isinstance(record.args, tuple):
+        record.args = tuple(
+            _TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+        )
+    return True
+
+
 def run_api(settings: Settings) -> None:
     import signal
 
@@ -315,6 +328,7 @@ def run_api(settings: Settings) -> None:
     # the process normally (exit 0) instead of by the signal.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
+    logging.getLogger("uvicorn.access").addFilter(redact_tokens)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,

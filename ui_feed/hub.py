@@ -70,6 +70,8 @@ CLOSE_TRY_AGAIN = 1013
 # carries up to alerts.messages.ITEMS_PER_MESSAGE (1000) alerts, published in
 # one go: a screen that keeps up must be able to take two such bursts.
 QUEUE_SIZE = 2048
+# Channel patterns one connection may hold (a wall screen uses a handful).
+MAX_PATTERNS = 64
 
 
 def _message(kind: str, channel: str, seq: int, data: Any) -> Message:
@@ -298,6 +300,9 @@ class Hub:
             error = "'channels' must be a non-empty list of channel names or prefix* patterns"
         elif op == "unsubscribe":
             self._unsubscribe(client, patterns)
+        elif len(client.patterns.union(patterns)) > MAX_PATTERNS or len(resume) > MAX_PATTERNS * 8:
+            # every new channel is matched against every client's patterns
+            error = f"at most {MAX_PATTERNS} channel patterns per connection"
         elif not (
             isinstance(resume, dict) and all(type(s) is int and s >= 0 for s in resume.values())
         ):  # type() so that true/false are refused

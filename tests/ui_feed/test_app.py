@@ -78,3 +78,16 @@ def test_a_websocket_without_the_token_is_told_why_it_is_closed() -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_the_read_token_is_kept_out_of_the_access_log() -> None:
+    import logging
+
+    from ui_feed.app import redact_tokens
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', None, None
+    )
+    record.args = ("127.0.0.1:5000", "GET", "/ws?x=1&token=s3cret-s3cret&y=2", "1.1", 101)
+    assert redact_tokens(record)
+    assert "s3cret" not in record.getMessage() and "token=***&y=2" in record.getMessage()

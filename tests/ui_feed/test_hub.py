@@ -402,3 +402,16 @@ def test_a_channel_keeps_its_kind() -> None:
     hub.publish("alerts", 1, conflate=False)
     with pytest.raises(ValueError, match="alerts"):
         hub.publish("alerts", 2, conflate=True)
+
+
+def test_a_connection_holds_a_bounded_number_of_patterns() -> None:
+    async def main() -> None:
+        hub = Hub(heartbeat=QUIET)
+        conn, task = connect(hub)
+        many = [f"kpi/commune/{i:05d}" for i in range(65)]
+        got = await settle(conn, sub(*many))
+        assert got == [{"type": "error", "reason": "at most 64 channel patterns per connection"}]
+        assert await settle(conn, sub(*many[:64])) == []
+        await leave(conn, task)
+
+    run(main)

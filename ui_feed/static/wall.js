@@ -130,13 +130,18 @@
       tile.dataset.level = w && def.level ? def.level(w) : "";
     }
     renderAges(w ? w.overdue_age || {} : {});
-    if (view && isNum(view.at)) {
-      const t = vnTime(view.at);
-      const clock = $('[data-testid="ioc-clock"]');
-      clock.dataset.at = String(view.at);
-      setText($(".clock-time", clock), t.time, false);
-      setText($(".clock-date", clock), t.date, false);
-    }
+    if (view && isNum(view.at)) showClock(view.at);
+  }
+
+  // The IOC clock: the time of the newest figures, moved on by the hub's
+  // heartbeats so that a quiet night does not look like a frozen screen.
+  function showClock(at) {
+    const clock = $('[data-testid="ioc-clock"]');
+    if (Number(clock.dataset.at || 0) > at) return;
+    const t = vnTime(at);
+    clock.dataset.at = String(at);
+    setText($(".clock-time", clock), t.time, false);
+    setText($(".clock-date", clock), t.date, false);
   }
 
   function renderAges(ages) {
@@ -366,6 +371,7 @@
   function onMessage(msg) {
     state.messages++;
     if (msg.type === "snapshot" || msg.type === "delta") apply(msg);
+    else if (msg.type === "heartbeat" && isNum(msg.at)) showClock(msg.at);
     else if (msg.type === "error") console.warn("hub refused a message:", msg.reason);
     schedule("status");
   }
