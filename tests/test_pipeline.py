@@ -183,6 +183,13 @@ def test_http_and_mqtt_events_reach_postgres_and_the_websocket(
         assert dossier["status"] == "received" and dossier["due"].startswith("2026-03-19T08:01")
         assert httpx.get(f"{base}/api/v1/dossiers/NOPE").status_code == 404
         assert httpx.get(f"{base}/api/v1/kpis", params={"scope": "district:1"}).status_code == 400
+        hour = {"from": "2026-03-16T08:00:00+07:00", "to": "2026-03-16T09:00:00+07:00"}
+        series = httpx.get(
+            f"{base}/api/v1/kpis/series", params={"scope": "commune:00166", "bucket": "15m", **hour}
+        ).json()
+        assert sum(p["kpis"]["received"] for p in series["points"]) == 3, series
+        no_series = httpx.get(f"{base}/api/v1/kpis/series", params={"scope": "centre:x", **hour})
+        assert no_series.status_code == 400 and "IOC_MINUTE_SERIES" in no_series.json()["detail"]
     finally:
         codes = {p.name: p.stop() for p in reversed(procs)}
         forget_session(mqtt_url, f"ioc-bridge-{env['IOC_TOPIC_PREFIX']}")

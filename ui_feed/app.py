@@ -232,6 +232,8 @@ def create_app(settings: Settings) -> FastAPI:
             "windows": {w: view["windows"][w] for w in windows},
         }
 
+    minute_kinds = {k.strip() for k in settings.minute_series.split(",")}
+
     @app.get("/api/v1/kpis/series")
     async def series(
         request: Request,
@@ -242,6 +244,13 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> dict[str, Any]:
         check_read_token(request)
         key = parse_scope(scope)
+        kind = key.partition(":")[0]
+        if kind not in minute_kinds:
+            raise HTTPException(
+                400,
+                f"no time series is kept for {kind} scopes: add {kind!r} to "
+                f"IOC_MINUTE_SERIES (now {settings.minute_series!r}) and recompute",
+            )
         if bucket not in BUCKETS:
             raise HTTPException(400, f"bucket must be one of {', '.join(BUCKETS)}")
         size = BUCKETS[bucket]
