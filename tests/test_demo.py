@@ -36,8 +36,11 @@ async def kpi_updates(url: str, wanted: int, within: float) -> list[dict]:
     return got
 
 
-def wall_values(url: str, seconds: float) -> list[tuple[str | None, str | None, str | None]]:
-    """(connection state, received tile, IOC clock) read by Chromium over ``seconds``."""
+def wall_values(
+    url: str, seconds: float
+) -> tuple[list[tuple[str | None, str | None, str | None]], list[str]]:
+    """(connection state, received tile, IOC clock) read by Chromium over
+    ``seconds``, and then the labels of the settling-agency table."""
     from playwright.sync_api import sync_playwright
 
     seen = []
@@ -67,9 +70,10 @@ def wall_values(url: str, seconds: float) -> list[tuple[str | None, str | None, 
                 )
             )
             page.wait_for_timeout(1000)
+        agencies = page.locator('[data-testid="agency-table"] tbody td.c-label').all_inner_texts()
         browser.close()
     assert errors == [], errors
-    return seen
+    return seen, agencies
 
 
 def test_the_demo_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
@@ -99,12 +103,14 @@ def test_the_demo_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         received = [u["data"]["windows"]["today"]["received"] for u in updates]
         assert received[-1] > 0
 
-        seen = wall_values(f"http://127.0.0.1:{port}/", seconds=12)
+        seen, agencies = wall_values(f"http://127.0.0.1:{port}/", seconds=12)
         assert seen[-1][0] == "connected"
         tiles = [int(v) for _, v, _ in seen if v]
         assert tiles and tiles[-1] > tiles[0], f"the received tile did not move: {seen}"
         clock = [float(at) for _, _, at in seen if at]
         assert clock and clock[-1] > clock[0], f"the IOC clock did not move: {seen}"
+        # agencies by name (from the province file), not by id
+        assert agencies and any(name.startswith(("UBND", "Sở")) for name in agencies), agencies
     finally:
         demo.send_signal(signal.SIGINT)
         code = demo.wait(90)

@@ -1,9 +1,9 @@
 // IOC wall page: one websocket to the hub (/ws), live tiles, communes,
-// alerts and sensors. Vanilla JS, no build step, no network but our own host.
+// settling agencies, alerts and sensors. Vanilla JS, no build step, no network but our own host.
 (function () {
   "use strict";
 
-  const CHANNELS = ["kpi/province", "kpi/commune/*", "alerts", "sensors"];
+  const CHANNELS = ["kpi/province", "kpi/commune/*", "kpi/agency/*", "alerts", "sensors"];
   const WINDOWS = { today: "Hôm nay", "24h": "24 giờ", month: "Tháng", ytd: "Năm" };
   const MAX_ALERTS = 30;
   const STALE_MS = 45000; // the hub beats every 15 s: three missed beats = dead link
@@ -15,6 +15,7 @@
     window: "today",
     province: null,
     communes: new Map(), // channel -> kpi view
+    agencies: new Map(), // channel -> kpi view
     alerts: [], // newest first
     sensors: null,
     seqs: {}, // channel -> last seq seen, sent back as "resume"
@@ -73,6 +74,11 @@
   function communeName(code) {
     const view = state.communes.get("kpi/commune/" + code);
     return view && view.label ? view.label : code;
+  }
+
+  function agencyName(id) {
+    const view = state.agencies.get("kpi/agency/" + id);
+    return view && view.label ? view.label : id;
   }
 
   // -- tiles ----------------------------------------------------------------
@@ -161,14 +167,21 @@
     }
   }
 
-  // -- communes -------------------------------------------------------------
+  // -- communes and agencies -----------------------------------------------
 
-  function renderCommunes() {
-    const body = $('[data-testid="commune-table"] tbody');
+  // The units with the most overdue dossiers first, then the busiest.
+  const UNITS = {
+    communes: { table: "commune-table", summary: "#commune-summary", prefix: "kpi/commune/" },
+    agencies: { table: "agency-table", summary: "#agency-summary", prefix: "kpi/agency/" },
+  };
+
+  function renderUnits(kind) {
+    const unit = UNITS[kind];
+    const body = $(`[data-testid="${unit.table}"] tbody`);
     const rows = [];
-    for (const [channel, view] of state.communes) {
+    for (const [channel, view] of state[kind]) {
       const w = (view.windows && view.windows[state.window]) || {};
-      rows.push({ channel, label: view.label || channel.slice(12), w });
+      rows.push({ channel, label: view.label || channel.slice(unit.prefix.length), w });
     }
     const n = (v) => (isNum(v) ? v : -1);
     rows.sort((a, b) => n(b.w.overdue) - n(a.w.overdue) || n(b.w.open) - n(a.w.open) || a.label.localeCompare(b.label, "vi"));
@@ -189,7 +202,7 @@
       tr.classList.toggle("has-overdue", r.w.overdue > 0);
       if (r.w.overdue > 0) withOverdue++;
     });
-    setText($("#commune-summary"), rows.length ? `${rows.length} đơn vị · ${withOverdue} có hồ sơ quá hạn` : "", false);
+    setText($(unit.summary), rows.length ? `${rows.length} đơn vị · ${withOverdue} có hồ sơ quá hạn` : "", false);
   }
 
   // -- alerts ---------------------------------------------------------------
@@ -226,7 +239,7 @@
       el("span", "a-kind", known ? TRANSITIONS[a.transition] : String(a.transition)),
       el("span", "a-id", String(a.dossier_id ?? "")),
     );
-    const where = [a.commune ? communeName(String(a.commune)) : "", a.agency ? String(a.agency) : ""];
+    const where = [a.commune ? communeName(String(a.commune)) : "", a.agency ? agencyName(String(a.agency)) : ""];
     const hours = isNum(a.consumed_hours) && isNum(a.allotted_hours)
       ? `đã dùng ${num(a.consumed_hours)}/${num(a.allotted_hours)} giờ`
       : "";
@@ -346,8 +359,9 @@
     scheduled = false;
     const parts = new Set(dirty);
     dirty.clear();
-    if (parts.has("names")) alertsRebuild = true; // alerts and sensors show commune names
-    if (parts.has("communes")) renderCommunes();
+    if (parts.has("names")) alertsRebuild = true; // alerts and sensors show unit names
+    if (parts.has("communes")) renderUnits("communes");
+    if (parts.has("agencies")) renderUnits("agencies");
     if (parts.has("tiles")) renderTiles();
     if (parts.has("alerts") || parts.has("names")) renderAlerts();
     if (parts.has("sensors") || parts.has("names")) renderSensors();
@@ -362,8 +376,10 @@
     }
     $("#window-name").textContent = WINDOWS[name];
     $("#commune-window").textContent = WINDOWS[name];
+    $("#agency-window").textContent = WINDOWS[name];
     schedule("tiles");
     schedule("communes");
+    schedule("agencies");
   }
 
   // -- messages ---------------------------------------------------------------
@@ -388,6 +404,11 @@
       if (!known || known.label !== data.label) schedule("names");
       state.communes.set(channel, data);
       schedule("communes");
+    } else if (channel.startsWith("kpi/agency/")) {
+      const known = state.agencies.get(channel);
+      if (!known || known.label !== data.label) schedule("names");
+      state.agencies.set(channel, data);
+      schedule("agencies");
     } else if (channel === "alerts") {
       if (msg.type === "snapshot") {
         state.alerts = (Array.isArray(data) ? data : []).slice(-MAX_ALERTS).reverse();
