@@ -116,6 +116,11 @@ class Registry:
         item = table.get(key)
         return item.name if item is not None else key
 
+    def area_label(self, area: str) -> str:
+        """Display name of a sensor area: a commune code or an ``[[areas]]`` id."""
+        unit = self.communes.get(area) or self.areas.get(area)
+        return unit.name if unit is not None else area
+
     def knows(self, kind: str, key: str) -> bool:
         if kind == "province":
             return key == self.province_code

@@ -56,7 +56,10 @@ class Feed:
         for r in readings:
             old = self.sensors.get(r["sensor_id"])
             if old is None or r["ts"] >= old["ts"]:
-                self.sensors[r["sensor_id"]] = r
+                self.sensors[r["sensor_id"]] = {
+                    **r,
+                    "area_label": self.registry.area_label(r["area"]),
+                }
         self.hub.publish(
             "sensors", {"readings": [self.sensors[k] for k in sorted(self.sensors)]}, conflate=True
         )

@@ -65,3 +65,44 @@ def test_a_malformed_update_is_skipped_and_the_next_one_goes_through(
     live.handle(orjson.dumps({"type": "sla", "items": [transition(1)]}))
     assert live.messages == 1
     assert json.loads(json.dumps(hub.snapshot("alerts")))[-1]["dossier_id"] == "D1"
+
+
+def test_sensor_readings_carry_their_area_name() -> None:
+    hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
+    live = feed(hub)
+    live.handle(
+        orjson.dumps(
+            {
+                "type": "sensor",
+                "readings": [
+                    {
+                        "sensor_id": "wl-1",
+                        "area": "tram-long-bien",
+                        "kind": "water_level",
+                        "ts": 1.0,
+                        "values": {"level": 3.5},
+                    },
+                    {
+                        "sensor_id": "aq-1",
+                        "area": "00166",
+                        "kind": "air_quality",
+                        "ts": 1.0,
+                        "values": {"pm25": 40.0},
+                    },
+                    {
+                        "sensor_id": "aq-2",
+                        "area": "99999",
+                        "kind": "air_quality",
+                        "ts": 1.0,
+                        "values": {"pm25": 40.0},
+                    },
+                ],
+            }
+        )
+    )
+    readings = hub.snapshot("sensors")["readings"]  # type: ignore[index]
+    assert [r["area_label"] for r in readings] == [
+        "Phường Cầu Giấy",
+        "99999",  # an area the province file lacks keeps its code
+        "Trạm thủy văn Long Biên (sông Hồng)",
+    ]

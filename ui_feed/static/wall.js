@@ -308,7 +308,7 @@
       }
       if (box.children[i] !== row) box.insertBefore(row, box.children[i] || null);
       seen.add(row);
-      setText(row.children[0], communeName(String(r.area)), false);
+      setText(row.children[0], r.area_label ? String(r.area_label) : communeName(String(r.area)), false);
       const values = row.children[1];
       for (const [name, v] of Object.entries(r.values || {})) {
         let m = values.querySelector(`[data-measure="${CSS.escape(name)}"]`);
