@@ -196,9 +196,10 @@ class Timeline:
             return None
         seg = self._segment_at(t)
         if seg is None:
-            return (
-                self.segments[0].due if self.segments else self._cal.add(self.start, self.allotted)
-            )
+            # before the clock starts: no pause has happened yet by ``t`` (a
+            # pause over ``t`` is handled above; one entirely before the
+            # start changes nothing), whatever comes later
+            return self._cal.add(self.start, self.allotted)
         return seg.due
 
     def past_due(self, t: float) -> bool:

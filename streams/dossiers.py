@@ -51,7 +51,7 @@ from ioc.sla import (
     Timeline,
     pair_pauses,
 )
-from streams.forgotten import ForgottenDossiers
+from streams.forgotten import ForgottenDossiers, id_hash
 from streams.scopes import ScopeIndex
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,9 @@ FACTS_DTYPE = np.dtype(
         ("new_due", "f8"),
         ("rated", "f8"),
         ("start", "f8"),
+        # a stable hash of the receipt's event id: of two receipts with the
+        # same instant, the smaller one wins, whatever their order
+        ("receipt_key", "u8"),
         ("allotted", "f4"),
         ("combo", "i4"),
         ("channel", "i1"),
@@ -405,13 +408,15 @@ class DossierStore:
             return FACT
         if kind == "received":
             old = c.received[row]
-            if old and ts >= old:
-                if ts > old:
+            key = id_hash(ev.event_id)
+            if old and (ts > old or (ts == old and key >= c.receipt_key[row])):
+                if ts > old or key != c.receipt_key[row]:
                     self._flag(row, "received_twice")
                 return UNCHANGED
             if old:
                 self._flag(row, "received_twice")
             self._set_receipt(row, ev)
+            c.receipt_key[row] = key
             return SLA_INPUT
         if kind == "supplement_requested" or kind == "supplement_received":
             table = self.requests if kind == "supplement_requested" else self.supplied
@@ -433,10 +438,12 @@ class DossierStore:
             return FACT
         if kind == "apology_issued":
             old = c.apology[row]
-            if old and ts >= old:
+            new_due = ev.new_due or 0.0
+            # the earliest letter wins; of two at one instant, the later new due date
+            if old and (ts > old or (ts == old and new_due <= c.new_due[row])):
                 return UNCHANGED
             c.apology[row] = ts
-            c.new_due[row] = ev.new_due or 0.0
+            c.new_due[row] = new_due
             return SLA_INPUT if c.received[row] else FACT
         if kind == "rated":
             # the latest rating wins; ties broken by (score, complaint)

@@ -98,6 +98,14 @@ def test_due_without_pauses() -> None:
     assert tl.due(vn("2026-03-16 09:00")) == vn("2026-03-19 09:00")
 
 
+def test_the_due_time_before_the_clock_starts_ignores_a_later_pause() -> None:
+    # received Saturday; a supplement asked at 11:00 and supplied on Monday
+    tl = timeline("2026-03-14 10:00", requests=["2026-03-14 11:00"], supplied=["2026-03-16 10:00"])
+    assert tl.due(vn("2026-03-14 10:30")) == vn("2026-03-16 17:00")  # no pause known yet
+    assert tl.due(vn("2026-03-14 12:00")) is None  # paused
+    assert tl.due(vn("2026-03-16 11:00")) == vn("2026-03-17 10:00")  # resumed Monday 10:00
+
+
 def test_due_of_the_design_examples() -> None:
     assert timeline("2026-03-13 15:00").due(vn("2026-03-13 16:00")) == vn("2026-03-16 15:00")
     saturday = timeline("2026-03-14 10:00")

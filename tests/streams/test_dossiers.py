@@ -123,6 +123,24 @@ def test_a_later_receipt_with_other_attributes_moves_the_dossier() -> None:
     assert s.anomaly_counts["received_twice"] == 1
 
 
+def test_two_receipts_at_one_instant_give_the_same_dossier_in_either_order() -> None:
+    a = event("received", "D1", "2026-03-16 09:00", n=1)
+    b = event("received", "D1", "2026-03-16 09:00", n=2, commune="00004", agency="ubnd-00004")
+    apology = "2026-03-20 09:00"
+    letters = [
+        event("apology_issued", "D1", apology, n=1, new_due="2026-03-25T17:00:00+07:00"),
+        event("apology_issued", "D1", apology, n=2, new_due="2026-03-27T17:00:00+07:00"),
+    ]
+    now = vn("2026-03-20 10:00")
+    results = []
+    for events in ([a, b, *letters], [b, a, *letters[::-1]]):
+        flows, levels, rows = counters(events, now)
+        results.append(rows["D1"])
+        assert sum(flows.values()) == 3 and sum(levels.values()) == 1
+    assert results[0] == results[1]
+    assert "received_twice" in results[0]["anomalies"]
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000), dup=st.integers(0, 9))
 def test_any_order_with_repeats_gives_the_same_counters_and_states(seed: int, dup: int) -> None:
