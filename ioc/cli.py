@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -206,7 +207,9 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--speed", default="max", help="times faster than the events' own pace, or 'max' (default)"
     )
-    rep.add_argument("--until", help="then move event-time workers' clocks to this instant")
+    rep.add_argument(
+        "--until", type=_instant, help="then move event-time workers' clocks to this instant"
+    )
     rep.add_argument(
         "--shuffle",
         type=int,
@@ -220,7 +223,9 @@ def parser() -> argparse.ArgumentParser:
         help="with --shuffle: send this share of the events twice",
     )
     gen = sub.add_parser("generate", help="write a simulated load as NDJSON")
-    gen.add_argument("--start", required=True, help="first receipt instant (ISO 8601)")
+    gen.add_argument(
+        "--start", required=True, type=_instant, help="first receipt instant (ISO 8601, offset)"
+    )
     gen.add_argument("--days", type=float, default=7.0)
     gen.add_argument("--rate", type=float, help="receipts per office hour (profile default)")
     gen.add_argument("--seed", type=int, default=7)
@@ -231,7 +236,9 @@ def parser() -> argparse.ArgumentParser:
     kpis = sub.add_parser("kpis", help="KPI commands")
     kpisub = kpis.add_subparsers(dest="kpis_command", required=True)
     rc = kpisub.add_parser("recompute", help="rebuild every counter from the stored raw events")
-    rc.add_argument("--until", help="the instant the KPIs are for (default: the workers' clock)")
+    rc.add_argument(
+        "--until", type=_instant, help="the instant the KPIs are for (default: the workers' clock)"
+    )
     rc.add_argument("--force", action="store_true", help="even if workers seem to be running")
     db = sub.add_parser("db", help="database commands")
     dbsub = db.add_subparsers(dest="db_command", required=True)
@@ -241,15 +248,33 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _instant(text: str) -> str:
+    """An ISO 8601 instant with its UTC offset, checked when the command line is read."""
+    from ioc.clock import parse_instant
+
+    try:
+        parse_instant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{exc} (write it as e.g. 2026-03-16T08:00:00+07:00)"
+        ) from None
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings()
     _logging(settings)
-    if args.command == "db":
-        return {"migrate": cmd_migrate}[args.db_command](settings, args)
-    if args.command == "kpis":
-        return {"recompute": cmd_recompute}[args.kpis_command](settings, args)
-    return COMMANDS[args.command](settings, args)
+    try:
+        if args.command == "db":
+            return {"migrate": cmd_migrate}[args.db_command](settings, args)
+        if args.command == "kpis":
+            return {"recompute": cmd_recompute}[args.kpis_command](settings, args)
+        return COMMANDS[args.command](settings, args)
+    except BrokenPipeError:
+        # the reader went away (``ioc generate | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -202,7 +202,7 @@ def run_demo(settings: Settings) -> int:
             print(f"  Kafka-protocol broker (Tansu, in memory): {env['IOC_KAFKA_URL']}")
         if not os.environ.get("IOC_DATABASE_URL"):
             env["IOC_DATABASE_URL"] = embedded_postgres(data / "pg")
-            print("  PostgreSQL (embedded): database ioc_demo in", data / "pg")
+            print(f"  PostgreSQL (embedded, in {data / 'pg'}): {env['IOC_DATABASE_URL']}")
         if not os.environ.get("IOC_MQTT_URL"):
             port = free_port()
             sup.adopt("MQTT broker (amqtt)", start_amqtt(port, data, logs / "amqtt.log"))

@@ -28,10 +28,10 @@
   const nf0 = new Intl.NumberFormat("vi-VN", { maximumFractionDigits: 0 });
   const nf1 = new Intl.NumberFormat("vi-VN", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
   const nf2 = new Intl.NumberFormat("vi-VN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const nfUpTo1 = new Intl.NumberFormat("vi-VN", { maximumFractionDigits: 1 });
   const isNum = (v) => typeof v === "number" && isFinite(v);
   const int = (v) => (isNum(v) ? nf0.format(v) : "—");
-  const pct = (v) => (isNum(v) ? nf1.format(v * 100) + "%" : "—");
-  const nfUpTo1 = new Intl.NumberFormat("vi-VN", { maximumFractionDigits: 1 });
+  const pct = (v) => (isNum(v) ? nfUpTo1.format(v * 100) + "%" : "—"); // 100%, 88,2%
   const dec1 = (v) => (isNum(v) ? nf1.format(v) : "—");
   const num = (v) => (isNum(v) ? nfUpTo1.format(v) : "—"); // 40 -> "40", 30.45 -> "30,5"
   const pad = (n) => String(n).padStart(2, "0");
@@ -308,7 +308,8 @@
       }
       if (box.children[i] !== row) box.insertBefore(row, box.children[i] || null);
       seen.add(row);
-      setText(row.children[0], r.area_label ? String(r.area_label) : communeName(String(r.area)), false);
+      const area = r.area_label ? String(r.area_label) : communeName(String(r.area));
+      setText(row.children[0], `${area} · ${r.sensor_id}`, false); // two stations may share an area
       const values = row.children[1];
       for (const [name, v] of Object.entries(r.values || {})) {
         let m = values.querySelector(`[data-measure="${CSS.escape(name)}"]`);
