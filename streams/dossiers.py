@@ -4,7 +4,8 @@ matter, and evaluated through the SLA timeline.
 Each dossier is a row of one numpy structured array (about 200 bytes), so a
 million open dossiers fit in a few hundred megabytes. Every fact is an
 instant, merged commutatively: the earliest receipt wins (its attributes
-with it), single steps keep their earliest instant, the latest rating wins,
+with it; of two at one instant, the one whose event id hashes lower),
+single steps keep their earliest instant, the latest rating wins,
 supplement requests and receipts are sets. Applying an event twice, or
 events in any order, gives the same row; an event that changes nothing is a
 duplicate.

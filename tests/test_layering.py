@@ -14,6 +14,7 @@ SERVER_LIBRARIES = ("faust", "psycopg", "paho", "fastapi", "aiokafka", "uvicorn"
 COMPOSITION_ROOT = {"ioc/cli.py", "ioc/demo.py"}
 ADAPTERS = {
     "streams/app.py",
+    "streams/worker.py",
     "streams/kafka.py",
     "streams/recompute.py",
     "streams/sinks/postgres.py",

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from streams import app as worker_app
-from streams.app import write_until_done
+from streams import worker as worker_app
+from streams.worker import write_until_done
 
 
 class FlakySink:
@@ -98,8 +98,8 @@ def test_the_worker_reports_what_it_holds_and_could_not_place(
 ) -> None:
     from ioc.clock import ManualClock
     from ioc.settings import Settings
-    from streams.app import Partition
     from streams.processor import PartitionProcessor
+    from streams.worker import Partition
     from tests.streams.helpers import event, vn, world
 
     registry, calendar = world()
@@ -119,7 +119,7 @@ def test_the_worker_reports_what_it_holds_and_could_not_place(
     )
     worker.partitions[2] = Partition(proc, None)
     worker.dead_letters = 4
-    with caplog.at_level(logging.INFO, logger="streams.app"):
+    with caplog.at_level(logging.INFO, logger="streams.worker"):
         worker.log_stats()
     line = caplog.records[-1].getMessage()
     assert line.startswith("partitions [2]: 0 events committed, 1 open dossiers, 1 duplicates")

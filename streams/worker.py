@@ -1,0 +1,302 @@
+"""Per-partition processing and its commits: the part of the worker that
+faust does not see.
+
+``ProcedureWorker`` holds one processor per assigned partition. ``handle``
+merges a message's events into its partition's processor; ``flush`` drains
+every processor into PostgreSQL in one transaction, then acknowledges the
+messages that drain covered and publishes KPI counters and SLA transitions.
+Acknowledging only after the commit is what makes a restart lose nothing;
+merging facts idempotently is what makes redelivery harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from faust.types import EventT, StreamT
+
+from alerts.messages import sla_messages
+from ioc.calendar import WorkingCalendar
+from ioc.clock import EventTimeClock, WallClock
+from ioc.events import DecodeError, ProcedureEvent, decode_procedure_event
+from ioc.registry import Registry
+from ioc.settings import Settings
+from ioc.topics import WATERMARK_HEADER
+from streams.codec import decode_envelope
+from streams.processor import Drained, PartitionProcessor
+from streams.scopes import ScopeIndex
+from streams.sinks.postgres import PostgresSink
+
+log = logging.getLogger(__name__)
+
+# Published messages stay well under the broker's size limit.
+UPDATE_SCOPES_PER_MESSAGE = 200
+# Flush early (and wait for it) when this many events wait for their commit.
+MAX_PENDING_EVENTS = 50_000
+
+
+@dataclass(slots=True)
+class Partition:
+    processor: PartitionProcessor
+    # event-time mode: this partition's own watermark. A shared clock would
+    # judge a lagging partition's dossiers at another partition's time.
+    clock: EventTimeClock | None
+    acks: list[tuple[StreamT[Any], EventT[Any]]] = field(default_factory=list)
+    pending_events: int = 0
+    committing: int = 0
+    last_snapshot: float = field(default_factory=time.monotonic)
+
+
+async def write_until_done(sink: PostgresSink, write: Callable[[], Awaitable[object]]) -> None:
+    """Retry a database write, reconnecting between tries. While the database
+    is down the stream waits; its messages stay unacknowledged, so nothing
+    is lost and a restart resumes from the last commit."""
+    delay = 0.5
+    while True:
+        try:
+            await sink.ensure()
+            await write()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("database write failed (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            try:
+                await sink.close()
+                await sink.connect()
+            except Exception as again:
+                log.error("reconnect failed: %s", again)
+
+
+class ProcedureWorker:
+    """Processors per assigned partition, and their commits."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        calendar: WorkingCalendar,
+        clock: WallClock | EventTimeClock,
+        sink: PostgresSink,
+        publish_updates: Any,
+        publish_alerts: Any,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.calendar = calendar
+        self.clock = clock
+        self.event_time = isinstance(clock, EventTimeClock)
+        self.sink = sink
+        self.scopes = ScopeIndex(registry, tuple(settings.minute_series.split(",")))
+        self.partitions: dict[int, Partition] = {}
+        # partitions being loaded: faust may hand us their messages already
+        self._loading: dict[int, asyncio.Event] = {}
+        self._publish_updates = publish_updates
+        self._publish_alerts = publish_alerts
+        self._lock = asyncio.Lock()
+        self._last_emit = 0.0
+        self.dead_letters = 0
+        self.committed_events = 0
+
+    # -- partitions come and go ----------------------------------------------------
+
+    async def assign(self, parts: set[int]) -> None:
+        new = sorted(parts - set(self.partitions))
+        for part in new:
+            self._loading.setdefault(part, asyncio.Event())
+        try:
+            await self._load(new)
+        finally:
+            for part in new:
+                self._loading.pop(part).set()
+
+    async def _load(self, parts: list[int]) -> None:
+        await self.sink.ensure()
+        for part in parts:
+            started = time.monotonic()
+            now = self.clock.now()
+            stored = await self.sink.load_partition(part, since=now - 400 * 86400)
+            watermark = None
+            if self.event_time:
+                watermark = EventTimeClock(max(stored.clock, now))
+                now = watermark.now()
+            # Rebuild as of the last commit, whose transitions are stored
+            # already; the time since then passes afterwards, so SLA
+            # transitions that fell due while no worker ran are sent.
+            then = min(stored.clock, now) if stored.clock > 0 else now
+            proc = PartitionProcessor(
+                part,
+                self.calendar,
+                self.registry,
+                self.scopes,
+                then,
+                self.settings.at_risk_share,
+                self.settings.finished_retention_days,
+            )
+            later = [e for e in (_decode_stored(raw) for raw in stored.later) if e is not None]
+            proc.restore(stored.snapshot, stored.seq, later)
+            proc.restore_counters(stored.hourly_scopes, stored.hourly_hours, stored.hourly_values)
+            proc.move(now)
+            self.partitions[part] = Partition(proc, watermark)
+            log.info(
+                "partition %d ready: %d dossiers, %d events after the snapshot, %.1f s",
+                part,
+                len(proc.store),
+                len(later),
+                time.monotonic() - started,
+            )
+
+    async def revoke(self, parts: set[int]) -> None:
+        await self.flush(parts & set(self.partitions))
+        for part in parts:
+            self.partitions.pop(part, None)
+
+    # -- events --------------------------------------------------------------------
+
+    async def handle(self, stream: StreamT[Any], event: EventT[Any], dead: Any) -> None:
+        part = event.message.partition
+        slot = self.partitions.get(part)
+        if slot is None and part in self._loading:
+            await self._loading[part].wait()
+            slot = self.partitions.get(part)
+        if slot is None:  # not ours any more: unacknowledged, the new owner reads it
+            return
+        mark = _watermark(event)
+        if mark is not None:
+            if slot.clock is not None:
+                slot.clock.observe(mark)
+                slot.processor.move(slot.clock.now())
+            slot.acks.append((stream, event))
+            return
+        events, errors = decode_envelope(event.value, decode_procedure_event)
+        for err in errors:
+            await dead(err, event)
+        self.dead_letters += len(errors)
+        if events:
+            if slot.clock is not None:
+                slot.processor.apply(events, 0.0, slot.clock)
+            else:
+                slot.processor.apply(events, self.clock.now())
+        slot.acks.append((stream, event))
+        slot.pending_events += len(events)
+        if slot.pending_events >= MAX_PENDING_EVENTS:
+            await self.flush({part})
+
+    async def flush(self, parts: set[int] | None = None) -> None:
+        """Commit what the processors hold, in one transaction, then ack and
+        publish."""
+        async with self._lock:
+            emit = time.monotonic() - self._last_emit >= 1 / self.settings.kpi_updates_per_second
+            if emit:
+                self._last_emit = time.monotonic()
+            batch = []
+            for part in sorted(self.partitions if parts is None else parts):
+                slot = self.partitions.get(part)
+                if slot is not None:
+                    batch.append((part, slot, *self._drain(slot, emit)))
+            batch = [b for b in batch if b[3] or b[4] or _has_rows(b[2])]
+            if not batch:
+                return
+            await self._commit([(drained, updates) for _, _, drained, updates, _ in batch])
+            for part, slot, drained, updates, acks in batch:
+                for stream, event in acks:
+                    await stream.ack(event)
+                self.committed_events += slot.committing
+                if drained.snapshot is not None:
+                    slot.last_snapshot = time.monotonic()
+                # in chunks: one message per drain could pass the broker's size limit
+                keys = list(updates)
+                for i in range(0, len(keys), UPDATE_SCOPES_PER_MESSAGE):
+                    scopes = ",".join(
+                        f"{json.dumps(k)}:{updates[k]}"
+                        for k in keys[i : i + UPDATE_SCOPES_PER_MESSAGE]
+                    )
+                    await self._publish_updates(
+                        f'{{"type":"kpi","part":{part},"at":{drained.clock},"scopes":{{{scopes}}}}}'
+                    )
+                for message in sla_messages(drained.alerts):
+                    await self._publish_alerts(message)
+
+    def _drain(
+        self, slot: Partition, emit: bool
+    ) -> tuple[Drained, dict[str, str], list[tuple[StreamT[Any], EventT[Any]]]]:
+        proc = slot.processor
+        if not self.event_time:
+            proc.move(self.clock.now())
+        # each scope's counters encoded once: for kpi_latest and for Kafka
+        updates = {k: orjson.dumps(v).decode() for k, v in proc.updates().items()} if emit else {}
+        snapshot = time.monotonic() - slot.last_snapshot >= self.settings.snapshot_interval
+        drained = proc.drain(snapshot=snapshot)
+        acks, slot.acks = slot.acks, []
+        slot.committing, slot.pending_events = slot.pending_events, 0
+        return drained, updates, acks
+
+    async def _commit(self, commits: list[tuple[Drained, dict[str, str]]]) -> None:
+        await write_until_done(self.sink, lambda: self.sink.write_many(commits))
+
+    def log_stats(self) -> None:
+        """One line for operators: what the worker holds and what it refused
+        or could not place (unknown codes are counted under their own code)."""
+        stats = self.stats()
+        parts = stats["per_partition"].values()
+        anomalies: Counter[str] = Counter()
+        for part in self.partitions.values():
+            anomalies.update(part.processor.store.anomaly_counts)
+        log.info(
+            "partitions %s: %d events committed, %d open dossiers, %d duplicates, "
+            "%d for evicted dossiers, %d dead letters, unknown codes %s, anomalies %s",
+            stats["partitions"],
+            stats["committed_events"],
+            sum(p["open"] for p in parts),
+            sum(p["duplicates"] for p in parts),
+            sum(p["after_eviction"] for p in parts),
+            stats["dead_letters"],
+            stats["unknown_codes"] or "none",
+            dict(anomalies) or "none",
+        )
+
+    def stats(self) -> dict[str, Any]:
+        per_part = {p: s.processor.stats() for p, s in self.partitions.items()}
+        return {
+            "partitions": sorted(self.partitions),
+            "dead_letters": self.dead_letters,
+            "committed_events": self.committed_events,
+            "unknown_codes": dict(self.scopes.unknown),
+            "per_partition": per_part,
+        }
+
+
+def _watermark(event: EventT[Any]) -> float | None:
+    """The instant of a watermark message, or None for an ordinary one."""
+    if event.value:
+        return None
+    headers = event.headers or {}
+    value = headers.get(WATERMARK_HEADER)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        log.warning("ignoring a watermark that is not a number: %r", value)
+        return None
+
+
+def _decode_stored(raw: bytes) -> ProcedureEvent | None:
+    result = decode_procedure_event(json.loads(raw), raw)
+    return None if isinstance(result, DecodeError) else result
+
+
+def _has_rows(d: Drained) -> bool:
+    return bool(
+        d.raw or len(d.hourly) or len(d.minutely) or len(d.levels) or d.alerts or d.snapshot
+    )
