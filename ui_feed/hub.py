@@ -300,7 +300,7 @@ class Hub:
             error = "'channels' must be a non-empty list of channel names or prefix* patterns"
         elif op == "unsubscribe":
             self._unsubscribe(client, patterns)
-        elif len(client.patterns.union(patterns)) > MAX_PATTERNS or len(resume) > MAX_PATTERNS * 8:
+        elif len(client.patterns.union(patterns)) > MAX_PATTERNS:
             # every new channel is matched against every client's patterns
             error = f"at most {MAX_PATTERNS} channel patterns per connection"
         elif not (

@@ -348,6 +348,7 @@ def test_malformed_messages_get_an_error_and_the_connection_stays() -> None:
             {"op": "subscribe", "channels": [""]},
             {"op": "subscribe", "channels": ["alerts"], "resume": {"alerts": "x"}},
             {"op": "subscribe", "channels": ["alerts"], "resume": [1]},
+            {"op": "subscribe", "channels": ["alerts"], "resume": 5},
             {"op": "unsubscribe", "channels": [3]},
             ValueError("Expecting value: line 1 column 1"),  # an undecodable frame
         ]
