@@ -316,7 +316,12 @@ def _parse_procedures(data: dict[str, Any], reg: Registry, check: _Checker) -> N
             if known is None:
                 check.problems.append(f"{where}: agency {agency!r} is not under [[agencies]]")
                 agency = None
-            elif level == "commune" or known.level != level:
+            elif level == "commune":
+                check.problems.append(
+                    f"{where}: a commune procedure is settled by each commune's People's "
+                    "Committee; remove 'agency'"
+                )
+            elif known.level != level:
                 check.problems.append(
                     f"{where}: agency {agency!r} is {known.level}-level, "
                     f"the procedure {level}-level"

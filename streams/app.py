@@ -21,10 +21,7 @@ import faust
 from faust.types import TP, EventT, StreamT
 
 from ioc.calendar import WorkingCalendar
-from ioc.events import (
-    DecodeError,
-    decode_sensor_reading,
-)
+from ioc.events import DecodeError, decode_sensor_reading
 from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.topics import Topics

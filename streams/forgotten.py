@@ -21,9 +21,10 @@ HORIZON = 400 * 86400.0
 MERGE_AT = 50_000  # recent additions kept in a set before they join the array
 
 
-def id_hash(dossier_id: str) -> int:
-    # stable across processes (``hash()`` is salted per process)
-    return int.from_bytes(hashlib.blake2b(dossier_id.encode(), digest_size=8).digest(), "little")
+def id_hash(ident: str) -> int:
+    """64 bits of an id, the same in every process (``hash()`` is salted per
+    process, and snapshots outlive it)."""
+    return int.from_bytes(hashlib.blake2b(ident.encode(), digest_size=8).digest(), "little")
 
 
 class ForgottenDossiers:

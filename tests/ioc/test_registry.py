@@ -402,7 +402,8 @@ def test_a_procedure_names_its_settling_agency() -> None:
         ),
         (
             {"agency": "so-tu-phap-01", "agency_level": "commune"},
-            "procedures[0]: agency 'so-tu-phap-01' is province-level, the procedure commune-level",
+            "procedures[0]: a commune procedure is settled by each commune's People's "
+            "Committee; remove 'agency'",
         ),
     ],
 )
