@@ -71,13 +71,9 @@
     }
   }
 
-  function communeName(code) {
-    const view = state.communes.get("kpi/commune/" + code);
-    return view && view.label ? view.label : code;
-  }
-
-  function agencyName(id) {
-    const view = state.agencies.get("kpi/agency/" + id);
+  // Display name of a commune or agency from its KPI view, else its code.
+  function unitName(kind, id) {
+    const view = state[kind].get(UNITS[kind].prefix + id);
     return view && view.label ? view.label : id;
   }
 
@@ -175,6 +171,10 @@
     agencies: { table: "agency-table", summary: "#agency-summary", prefix: "kpi/agency/" },
   };
 
+  function unitOf(channel) {
+    return Object.keys(UNITS).find((kind) => channel.startsWith(UNITS[kind].prefix));
+  }
+
   function renderUnits(kind) {
     const unit = UNITS[kind];
     const body = $(`[data-testid="${unit.table}"] tbody`);
@@ -239,7 +239,7 @@
       el("span", "a-kind", known ? TRANSITIONS[a.transition] : String(a.transition)),
       el("span", "a-id", String(a.dossier_id ?? "")),
     );
-    const where = [a.commune ? communeName(String(a.commune)) : "", a.agency ? agencyName(String(a.agency)) : ""];
+    const where = [a.commune ? unitName("communes", String(a.commune)) : "", a.agency ? unitName("agencies", String(a.agency)) : ""];
     const hours = isNum(a.consumed_hours) && isNum(a.allotted_hours)
       ? `đã dùng ${num(a.consumed_hours)}/${num(a.allotted_hours)} giờ`
       : "";
@@ -308,7 +308,7 @@
       }
       if (box.children[i] !== row) box.insertBefore(row, box.children[i] || null);
       seen.add(row);
-      const area = r.area_label ? String(r.area_label) : communeName(String(r.area));
+      const area = r.area_label ? String(r.area_label) : unitName("communes", String(r.area));
       setText(row.children[0], `${area} · ${r.sensor_id}`, false); // two stations may share an area
       const values = row.children[1];
       for (const [name, v] of Object.entries(r.values || {})) {
@@ -397,19 +397,15 @@
     const { channel, data } = msg;
     state.seqs[channel] = msg.seq;
     state.lastUpdate = Date.now() / 1000;
+    const unit = unitOf(channel); // "communes", "agencies" or undefined
     if (channel === "kpi/province") {
       state.province = data;
       schedule("tiles");
-    } else if (channel.startsWith("kpi/commune/")) {
-      const known = state.communes.get(channel);
+    } else if (unit) {
+      const known = state[unit].get(channel);
       if (!known || known.label !== data.label) schedule("names");
-      state.communes.set(channel, data);
-      schedule("communes");
-    } else if (channel.startsWith("kpi/agency/")) {
-      const known = state.agencies.get(channel);
-      if (!known || known.label !== data.label) schedule("names");
-      state.agencies.set(channel, data);
-      schedule("agencies");
+      state[unit].set(channel, data);
+      schedule(unit);
     } else if (channel === "alerts") {
       if (msg.type === "snapshot") {
         state.alerts = (Array.isArray(data) ? data : []).slice(-MAX_ALERTS).reverse();
