@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ioc.registry import SCOPE_KINDS
 
 PACKAGE_DATA = Path(__file__).parent / "data"
 
@@ -60,7 +62,8 @@ class Settings(BaseSettings):
     clock_anchor: float | None = None
 
     at_risk_share: float = Field(0.8, gt=0, lt=1)
-    # Scope kinds kept at 1-minute resolution (every kind is kept hourly).
+    # Scope kinds kept at 1-minute resolution (every kind is kept hourly),
+    # comma-separated; read as ``minute_kinds``.
     minute_series: str = "province,commune,agency"
     # How long finished dossiers stay in worker memory for late events.
     finished_retention_days: int = Field(45, ge=1)
@@ -69,12 +72,38 @@ class Settings(BaseSettings):
     snapshot_interval: float = Field(60.0, gt=0)
     # At most this many KPI updates per second per scope on ioc.kpi-updates.
     kpi_updates_per_second: float = Field(2.0, gt=0)
+    # The worker writes a heartbeat row (partitions, last commit, lag) this
+    # often; the API's /readyz calls a worker absent after three missed
+    # heartbeats and stalled when events wait longer than ``stall_seconds``.
+    heartbeat_interval: float = Field(5.0, gt=0)
+    stall_seconds: float = Field(30.0, gt=0)
+
+    # Prometheus metrics of the worker and the bridge (the API serves its own
+    # on /metrics). 0: not served.
+    worker_metrics_port: int = Field(9101, ge=0, le=65535)
+    bridge_metrics_port: int = Field(9102, ge=0, le=65535)
 
     # Simulators. Receipts per office hour; empty: the profile's figure.
     sim_dossiers_per_hour: float | None = Field(None, gt=0)
     sim_sensors: int = Field(24, ge=0)
     sim_sensor_period: float = Field(5.0, gt=0)
     sim_seed: int = 7
+
+    @field_validator("minute_series")
+    @classmethod
+    def _known_minute_kinds(cls, value: str) -> str:
+        kinds = [k.strip() for k in value.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in SCOPE_KINDS]
+        if unknown:
+            raise ValueError(
+                f"unknown scope kind(s) {', '.join(unknown)}; known: {', '.join(SCOPE_KINDS)}"
+            )
+        return ",".join(dict.fromkeys(kinds))
+
+    @property
+    def minute_kinds(self) -> tuple[str, ...]:
+        """The scope kinds of ``minute_series``, parsed once here."""
+        return tuple(k for k in self.minute_series.split(",") if k)
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

@@ -80,7 +80,7 @@ async def recompute(
             )
         await conn.commit()
 
-    scopes = ScopeIndex(registry, tuple(settings.minute_series.split(",")))
+    scopes = ScopeIndex(registry, settings.minute_kinds)
     processors: dict[int, PartitionProcessor] = {}
     clocks: dict[int, EventTimeClock] = {}
     for part, max_seq, _ in rows:

@@ -97,7 +97,7 @@ class ProcedureWorker:
         self.clock = clock
         self.event_time = isinstance(clock, EventTimeClock)
         self.sink = sink
-        self.scopes = ScopeIndex(registry, tuple(settings.minute_series.split(",")))
+        self.scopes = ScopeIndex(registry, settings.minute_kinds)
         self.partitions: dict[int, Partition] = {}
         # partitions being loaded: faust may hand us their messages already
         self._loading: dict[int, asyncio.Event] = {}

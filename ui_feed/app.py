@@ -232,7 +232,7 @@ def create_app(settings: Settings) -> FastAPI:
             "windows": {w: view["windows"][w] for w in windows},
         }
 
-    minute_kinds = {k.strip() for k in settings.minute_series.split(",")}
+    minute_kinds = set(settings.minute_kinds)
 
     @app.get("/api/v1/kpis/series")
     async def series(

@@ -151,6 +151,32 @@ def tables() -> list[str]:
         "CREATE UNIQUE INDEX IF NOT EXISTS sensor_readings_event_id "
         "ON sensor_readings (event_id, ts)",
         "CREATE INDEX IF NOT EXISTS sensor_readings_sensor ON sensor_readings (sensor_id, ts DESC)",
+        # The first event to use each event id (docs/interfaces.md, "Event
+        # ids"): a later event with the same id and other content is refused.
+        # A plain table on TimescaleDB too, because a hypertable's unique
+        # index must include its time column.
+        """CREATE TABLE IF NOT EXISTS event_ids (
+    event_id text PRIMARY KEY,
+    digest bigint NOT NULL,
+    dossier_id text NOT NULL,
+    type text NOT NULL,
+    ts timestamptz NOT NULL,
+    claimed_at timestamptz NOT NULL DEFAULT now()
+)""",
+        # One row per running worker, rewritten every IOC_HEARTBEAT_INTERVAL s:
+        # what /readyz reads to tell a moving pipeline from a stalled one.
+        """CREATE TABLE IF NOT EXISTS worker_heartbeats (
+    worker text PRIMARY KEY,
+    at timestamptz NOT NULL,
+    started_at timestamptz NOT NULL,
+    partitions int[] NOT NULL,
+    last_commit_at timestamptz,
+    pending_events bigint NOT NULL DEFAULT 0,
+    oldest_pending_at timestamptz,
+    failing_since timestamptz,
+    last_error text,
+    lag jsonb NOT NULL DEFAULT '{}'
+)""",
         """CREATE TABLE IF NOT EXISTS dead_letters (
     received_at timestamptz NOT NULL DEFAULT now(),
     source text NOT NULL,
