@@ -9,13 +9,16 @@ JSON Schema.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+
+from ioc.clock import to_iso
 
 SCHEMA_VERSION = 1
 
@@ -61,6 +64,14 @@ UTF8_BOM = b"\xef\xbb\xbf"
 # calendar is built only for years the holidays package can describe.
 MIN_YEAR, MAX_YEAR = 2000, 2100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# UTC offsets in use anywhere on Earth (Baker Island to Line Islands).
+MIN_OFFSET, MAX_OFFSET = timedelta(hours=-12), timedelta(hours=14)
+# An event is a flat object (sensor values one level deeper); anything much
+# deeper is not an event, and unbounded depth costs recursion downstream.
+MAX_NESTING = 8
+# No sensor reading of any supported kind comes near this (CO in µg/m³ tops
+# out around 1.5e5); a larger number is a unit or encoding error.
+MAX_MEASURE = 1e7
 MAX_ALLOTTED_DAYS = 365
 MAX_ALLOTTED_HOURS = 2920
 
@@ -95,8 +106,7 @@ class ProcedureEvent:
     type: str
     dossier_id: str
     ts: float
-    ts_text: str  # ``ts`` as written by the producer (ISO 8601)
-    raw: bytes
+    raw: bytes  # the producer's line, for dead letters
     receipt: Receipt | None = None  # ``received``
     online: bool = False  # ``paid``
     score: int | None = None  # ``rated``
@@ -147,6 +157,9 @@ def _instant(obj: dict[str, Any], name: str) -> float:
         raise _Invalid(f"field '{name}' is not ISO 8601: {value[:40]!r}") from None
     if dt.tzinfo is None:
         raise _Invalid(f"field '{name}' has no UTC offset (e.g. +07:00): {value[:40]!r}")
+    offset = dt.utcoffset()
+    if offset is not None and not MIN_OFFSET <= offset <= MAX_OFFSET:
+        raise _Invalid(f"field '{name}' has a UTC offset outside -12:00..+14:00: {value[:40]!r}")
     if not MIN_YEAR <= dt.year <= MAX_YEAR:
         raise _Invalid(f"field '{name}' is outside the years {MIN_YEAR}–{MAX_YEAR}: {value[:40]!r}")
     return dt.timestamp()
@@ -183,9 +196,31 @@ def _finite(value: float) -> bool:
         return False
 
 
+def nesting(obj: Any, limit: int = MAX_NESTING) -> int:
+    """How deep ``obj`` nests arrays and objects, counting up to ``limit + 1``
+    at most (so a hostile value costs no more than a legitimate one)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth > limit:
+            return depth
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
 def _head(obj: Any) -> dict[str, Any]:
     if type(obj) is not dict:
         raise _Invalid("event must be a JSON object")
+    if nesting(obj) > MAX_NESTING:
+        raise _Invalid(f"event nests arrays or objects deeper than {MAX_NESTING} levels")
     schema = obj.get("schema")
     if type(schema) is not int or schema != SCHEMA_VERSION:
         raise _Invalid(f"unsupported or missing 'schema' (expected {SCHEMA_VERSION})")
@@ -206,7 +241,6 @@ def decode_procedure_event(obj: Any, raw: bytes) -> ProcedureEvent | DecodeError
             kind,
             _text(obj, "dossier_id"),  # type: ignore[arg-type]
             _instant(obj, "ts"),
-            obj["ts"],
             raw,
         )
         if kind == "received":
@@ -283,6 +317,8 @@ def decode_sensor_reading(obj: Any, raw: bytes) -> SensorReading | DecodeError:
                 raise _Invalid(f"measure {name!r} must be a number")
             if not _finite(value):
                 raise _Invalid(f"measure {name!r} must be finite")
+            if abs(value) > MAX_MEASURE:
+                raise _Invalid(f"measure {name!r} is beyond ±{MAX_MEASURE:g}: not a reading")
             clean[name] = float(value)
         return SensorReading(
             event_id=_text(obj, "event_id"),  # type: ignore[arg-type]
@@ -295,6 +331,52 @@ def decode_sensor_reading(obj: Any, raw: bytes) -> SensorReading | DecodeError:
         )
     except _Invalid as exc:
         return DecodeError(str(exc), raw)
+
+
+def canonical_body(ev: ProcedureEvent) -> bytes:
+    """The event as stored: the contract's fields with the values the decoder
+    produced (the instant in the IOC's zone, numbers as numbers), never the
+    producer's text. Whatever the decoder accepts, this is storable JSON."""
+    body: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "event_id": ev.event_id,
+        "type": ev.type,
+        "dossier_id": ev.dossier_id,
+        "ts": to_iso(ev.ts),
+    }
+    r = ev.receipt
+    if r is not None:
+        body.update(
+            province=r.province,
+            centre=r.centre,
+            agency=r.agency,
+            procedure_code=r.procedure_code,
+            field=r.field,
+            channel=r.channel,
+            fee_required=r.fee_required,
+            paper_result=r.paper_result,
+        )
+        if r.commune is not None:
+            body["commune"] = r.commune
+        if r.allotted_days is not None:
+            body["allotted_working_days"] = r.allotted_days
+        else:
+            body["allotted_working_hours"] = r.allotted_hours
+    elif ev.type == "paid":
+        body["online"] = ev.online
+    elif ev.type == "rated":
+        if ev.score is not None:
+            body["score"] = ev.score
+        body["complaint"] = ev.complaint
+    elif ev.type == "apology_issued" and ev.new_due is not None:
+        body["new_due"] = to_iso(ev.new_due)
+    return orjson.dumps(body)
+
+
+def digest(canonical: bytes) -> int:
+    """A signed 64-bit hash of an event's canonical body: two events with one
+    event id are the same event when their digests are equal."""
+    return int.from_bytes(hashlib.blake2b(canonical, digest_size=8).digest(), "big", signed=True)
 
 
 def parse_json(raw: bytes) -> tuple[Any, str | None]:

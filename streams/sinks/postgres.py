@@ -231,7 +231,7 @@ class PostgresSink:
     ) -> None:
         table = "procedure_events" if direct else "events_in"
         rows = (
-            f"{ev.ts_text}\t{text(ev.event_id)}\t{text(ev.dossier_id)}\t{ev.type}"
+            f"{utc_datetime(ev.ts).isoformat()}\t{text(ev.event_id)}\t{text(ev.dossier_id)}\t{ev.type}"
             f"\t{d.part}\t{seq}\t{text(ev.raw.decode())}\n"
             for d in drains
             for seq, ev in d.raw

@@ -14,6 +14,7 @@ from ioc.events import (
     MAX_ALLOTTED_DAYS,
     MAX_ALLOTTED_HOURS,
     MAX_ID,
+    MAX_NESTING,
     PROCEDURE_TYPES,
     SCHEMA_VERSION,
     SENSOR_KINDS,
@@ -21,8 +22,11 @@ from ioc.events import (
     DecodeError,
     ProcedureEvent,
     SensorReading,
+    canonical_body,
     decode_procedure_event,
     decode_sensor_reading,
+    digest,
+    nesting,
     parse_json,
     procedure_event_schema,
     sensor_reading_schema,
@@ -94,7 +98,6 @@ def test_every_event_type_decodes(type_: str) -> None:
     assert ev.event_id == "7f0c-0001"
     assert ev.dossier_id == "000.00.24.H22-260316-0001"
     assert ev.ts == T
-    assert ev.ts_text == TS
     assert ev.raw == RAW
     assert (ev.receipt is not None) is (type_ == "received")
 
@@ -202,6 +205,18 @@ def test_ids_with_control_characters_are_refused(value: str) -> None:
 @pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+07:00", "9999-12-31T23:59:59+07:00"])
 def test_timestamps_outside_the_calendar_years_are_refused(ts: str) -> None:
     assert reason(event(ts=ts)) == f"field 'ts' is outside the years 2000–2100: {ts!r}"
+
+
+@pytest.mark.parametrize("ts", ["2026-11-27T10:00:00+20:00", "2026-11-27T10:00:00-13:30"])
+def test_offsets_no_zone_uses_are_refused(ts: str) -> None:
+    # Python reads offsets up to ±23:59, PostgreSQL stores up to ±15:59, no
+    # zone on Earth is outside -12:00..+14:00: such a time is a typing error
+    assert reason(event(ts=ts)) == f"field 'ts' has a UTC offset outside -12:00..+14:00: {ts!r}"
+
+
+def test_offsets_at_the_ends_of_the_range_decode() -> None:
+    assert decode(event(ts="2026-03-16T16:00:00+14:00")).ts == T
+    assert decode(event(ts="2026-03-15T14:00:00-12:00")).ts == T
 
 
 def test_naive_timestamps_are_refused() -> None:
@@ -390,6 +405,13 @@ def test_non_finite_measure(value: float) -> None:
     assert sensor_reason(reading(values={"pm25": value})) == "measure 'pm25' must be finite"
 
 
+@pytest.mark.parametrize("value", [1.2e29, -1e8, 10**12])
+def test_absurd_magnitudes_are_refused(value: float) -> None:
+    assert sensor_reason(reading(values={"pm25": value})) == (
+        "measure 'pm25' is beyond ±1e+07: not a reading"
+    )
+
+
 @pytest.mark.parametrize("value", [True, "35", None])
 def test_measure_must_be_a_number(value: Any) -> None:
     assert sensor_reason(reading(values={"pm10": value})) == "measure 'pm10' must be a number"
@@ -542,3 +564,50 @@ def test_sensor_schema_matches_the_decoder() -> None:
     }
     for name in schema["required"]:
         assert isinstance(decode_sensor_reading(without(reading(), name), RAW), DecodeError), name
+
+
+# -- nesting and the stored form ------------------------------------------------------
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_nesting_counts_levels_and_stops_early() -> None:
+    assert nesting(1) == 0
+    assert nesting({"a": 1}) == 1
+    assert nesting({"a": {"b": [1]}}) == 3
+    # a hostile depth costs no more than a little beyond the limit
+    assert nesting(nested(100_000)) == MAX_NESTING + 1
+
+
+def test_deeply_nested_events_are_refused() -> None:
+    expected = f"event nests arrays or objects deeper than {MAX_NESTING} levels"
+    assert reason(event(extra=nested(MAX_NESTING))) == expected
+    assert sensor_reason(reading(extra=nested(1000))) == expected
+    assert decode(event(extra=nested(MAX_NESTING - 1)))
+
+
+@pytest.mark.parametrize("type_", PROCEDURE_TYPES)
+def test_canonical_body_decodes_to_the_same_event(type_: str) -> None:
+    original = decode(event(type_, ts="2026-03-16T02:00:00Z", note={"free": "text"}))
+    body = canonical_body(original)
+    again = decode_procedure_event(json.loads(body), body)
+    assert isinstance(again, ProcedureEvent)
+    for name in ("event_id", "type", "dossier_id", "ts", "receipt", "online", "score"):
+        assert getattr(again, name) == getattr(original, name)
+    assert again.complaint == original.complaint and again.new_due == original.new_due
+    assert b"note" not in body  # fields outside the contract are not stored
+    assert json.loads(body)["ts"] == "2026-03-16T09:00:00+07:00"
+
+
+def test_digest_tells_content_apart_not_spelling() -> None:
+    a = decode(event("received", ts="2026-03-16T09:00:00+07:00"))
+    b = decode(event("received", ts="2026-03-16T02:00:00+00:00", unit="ignored"))
+    c = decode(event("received", agency="so-y-te-01"))
+    assert digest(canonical_body(a)) == digest(canonical_body(b))
+    assert digest(canonical_body(a)) != digest(canonical_body(c))
+    assert -(2**63) <= digest(canonical_body(a)) < 2**63
