@@ -52,6 +52,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from ioc.topics import Topics
     from streams.app import create_app
     from streams.kafka import ensure_topics, topic_layout
+    from streams.metrics import serve
     from streams.sinks.schema import (
         RecomputeUnfinished,
         SchemaError,
@@ -73,7 +74,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     layout = topic_layout(topics, settings.procedure_partitions, settings.sensor_partitions)
     asyncio.run(ensure_topics(settings.kafka_bootstrap, layout))
-    app, _ = create_app(settings, registry, calendar)
+    app, procedures = create_app(settings, registry, calendar)
+    serve(procedures.metrics.registry, settings.api_host, settings.worker_metrics_port, "worker")
     worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0

@@ -112,6 +112,7 @@ class ProcedureEvent:
     score: int | None = None  # ``rated``
     complaint: bool = False  # ``rated``
     new_due: float | None = None  # ``apology_issued``
+    body: bytes | None = None  # the canonical form, made once (``stored_body``)
 
 
 @dataclass(slots=True)
@@ -373,6 +374,13 @@ def canonical_body(ev: ProcedureEvent) -> bytes:
     return orjson.dumps(body)
 
 
+def stored_body(ev: ProcedureEvent) -> bytes:
+    """``canonical_body(ev)``, computed once per event."""
+    if ev.body is None:
+        ev.body = canonical_body(ev)
+    return ev.body
+
+
 def digest(canonical: bytes) -> int:
     """A signed 64-bit hash of an event's canonical body: two events with one
     event id are the same event when their digests are equal."""
@@ -506,3 +514,24 @@ def sensor_reading_schema() -> dict[str, Any]:
             },
         },
     }
+
+
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+# names a reason may quote that are part of the contract, not of the input
+_CONTRACT_NAMES = frozenset(
+    [*procedure_event_schema()["properties"], *sensor_reading_schema()["properties"], "value"]
+    + [m for measures in SENSOR_MEASURES.values() for m in measures]
+)
+
+
+def reason_class(reason: str) -> str:
+    """A refusal reason as a bounded label for metrics: what follows a colon
+    is dropped and quoted values are replaced by ``…``, except the contract's
+    own field and measure names (``field 'ts' is not ISO 8601: '…'`` ->
+    ``field 'ts' is not ISO 8601``)."""
+
+    def keep_names(m: re.Match[str]) -> str:
+        name = m.group(1) if m.group(1) is not None else m.group(2)
+        return m.group(0) if name in _CONTRACT_NAMES else "…"
+
+    return _QUOTED.sub(keep_names, reason.split(": ", 1)[0])[:80]

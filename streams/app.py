@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 from functools import partial
 from typing import Any, cast
 
@@ -26,8 +28,13 @@ from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.topics import Topics
 from streams.codec import decode_envelope
+from streams.health import WriterHealth
+from streams.metrics import WorkerMetrics
 from streams.sensors import LatestReadings
+from streams.sinks.event_ids import EventIds
+from streams.sinks.heartbeats import write_heartbeat
 from streams.sinks.postgres import PostgresSink
+from streams.sinks.storable import header_text
 from streams.worker import ProcedureWorker, write_until_done
 
 log = logging.getLogger(__name__)
@@ -84,6 +91,10 @@ def create_app(
     sink = PostgresSink(settings.database_url)
     sensor_sink = PostgresSink(settings.database_url)
     dead_sink = PostgresSink(settings.database_url)
+    # event-id claims and heartbeats: short autocommit statements
+    event_ids = EventIds(settings.database_url)
+    health = WriterHealth()
+    metrics = WorkerMetrics()
 
     async def publish_updates(message: str) -> None:
         await updates_topic.send(value=message.encode())
@@ -92,17 +103,28 @@ def create_app(
         await alerts_topic.send(value=message)
 
     worker = ProcedureWorker(
-        settings, registry, calendar, clock, sink, publish_updates, publish_alerts
+        settings,
+        registry,
+        calendar,
+        clock,
+        sink,
+        publish_updates,
+        publish_alerts,
+        event_ids,
+        health,
+        metrics,
     )
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
     async def dead(err: DecodeError, event: EventT[Any]) -> None:
         msg = event.message
+        item = "" if err.index is None else f"#{err.index}"
         await dead_topic.send(
             value=err.raw,
             headers={
                 "source": b"worker",
                 "reason": err.reason.encode(),
-                "origin": f"{msg.topic}/{msg.partition}/{msg.offset}#{err.index}".encode(),
+                "origin": f"{msg.topic}/{msg.partition}/{msg.offset}{item}".encode(),
             },
         )
 
@@ -128,6 +150,20 @@ def create_app(
     async def report() -> None:
         worker.log_stats()
 
+    @app.timer(interval=settings.heartbeat_interval)
+    async def heartbeat() -> None:
+        # on the claims' connection: the commit's may be busy retrying
+        lag = consumer_lag(app, (procedures.get_topic_name(), sensors.get_topic_name()))
+        for key, n in lag.items():
+            topic, _, part = key.rpartition("/")
+            metrics.lag.labels(topic, part).set(n)
+        try:
+            await event_ids.ensure()
+            async with event_ids.lock:
+                await write_heartbeat(event_ids.conn, worker_id, lag=lag, **worker.heartbeat())
+        except Exception as exc:  # the database is away: /readyz says so by itself
+            log.debug("heartbeat not written: %s", exc)
+
     latest = LatestReadings()
 
     @app.agent(sensors)
@@ -137,8 +173,14 @@ def create_app(
             readings, errors = decode_envelope(event.value, decode_sensor_reading)
             for err in errors:
                 await dead(err, event)
+                metrics.refused("sensor", err.reason)
+            metrics.events_in.labels("sensor").inc(len(readings) + len(errors))
             if readings:
-                await write_until_done(sensor_sink, partial(sensor_sink.write_readings, readings))
+                before = sensor_sink.diverted
+                await write_until_done(
+                    sensor_sink, partial(sensor_sink.write_readings, readings), health, metrics
+                )
+                metrics.diverted.inc(sensor_sink.diverted - before)
                 latest.update(readings)
             await manual.ack(event)
 
@@ -153,16 +195,19 @@ def create_app(
     @app.agent(dead_topic)
     async def dead_letters(stream: StreamT[Any]) -> None:
         async for batch in cast("faust.Stream[Any]", stream).take_events(500, within=1.0):
+            # any producer may write to this topic: any header bytes are kept
             letters = [
                 (
-                    (e.headers or {}).get("source", b"unknown").decode(),
-                    (e.headers or {}).get("reason", b"").decode(),
-                    (e.headers or {}).get("origin", b"").decode(),
-                    e.value,
+                    header_text((e.headers or {}).get("source"), "unknown"),
+                    header_text((e.headers or {}).get("reason")),
+                    header_text((e.headers or {}).get("origin")),
+                    e.value if isinstance(e.value, bytes) else b"",
                 )
                 for e in batch
             ]
-            await write_until_done(dead_sink, partial(dead_sink.write_dead_letters, letters))
+            await write_until_done(
+                dead_sink, partial(dead_sink.write_dead_letters, letters), health, metrics
+            )
 
     def ours(tps: set[TP]) -> set[int]:
         return {tp.partition for tp in tps if tp.topic == procedures.get_topic_name()}
@@ -182,8 +227,33 @@ def create_app(
             await asyncio.wait_for(worker.flush(), SHUTDOWN_FLUSH_TIMEOUT)
         except TimeoutError:
             log.warning("no final commit; Kafka redelivers the uncommitted messages")
-        for db in (sink, sensor_sink, dead_sink):
+        for db in (sink, sensor_sink, dead_sink, event_ids):
             await db.close()
 
     app.on_before_shutdown.connect(close)  # type: ignore[arg-type]
     return app, worker
+
+
+def consumer_lag(app: faust.App, topics: tuple[str, ...]) -> dict[str, int]:
+    """Messages not yet committed per assigned partition of ``topics``:
+    the broker's end offset minus the committed offset."""
+    consumer = app.consumer
+    committed: Any = getattr(consumer, "_committed_offset", {})
+    lag = {}
+    try:
+        assigned = consumer.assignment()
+    except Exception:  # not started, or between assignments
+        return {}
+    for tp in assigned:
+        if tp.topic not in topics:
+            continue
+        try:
+            end = consumer.highwater(tp)
+        except Exception as exc:  # no fetch for it yet
+            log.debug("no end offset for %s: %s", tp, exc)
+            end = None
+        if end is None:
+            continue
+        done = committed.get(tp) or 0
+        lag[f"{tp.topic}/{tp.partition}"] = max(0, int(end) - int(done))
+    return lag

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from faust.types import EventT, StreamT
@@ -31,8 +31,11 @@ from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.topics import WATERMARK_HEADER
 from streams.codec import decode_envelope
+from streams.health import WriterHealth
+from streams.metrics import WorkerMetrics
 from streams.processor import Drained, PartitionProcessor
 from streams.scopes import ScopeIndex
+from streams.sinks.event_ids import EventIds
 from streams.sinks.postgres import PostgresSink
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,15 @@ UPDATE_SCOPES_PER_MESSAGE = 200
 MAX_PENDING_EVENTS = 50_000
 
 
+T = TypeVar("T")
+
+
+class Reconnecting(Protocol):
+    async def ensure(self) -> None: ...
+    async def close(self) -> None: ...
+    async def connect(self) -> None: ...
+
+
 @dataclass(slots=True)
 class Partition:
     processor: PartitionProcessor
@@ -51,23 +63,38 @@ class Partition:
     clock: EventTimeClock | None
     acks: list[tuple[StreamT[Any], EventT[Any]]] = field(default_factory=list)
     pending_events: int = 0
+    # monotonic time the oldest message not yet committed arrived
+    pending_since: float | None = None
     committing: int = 0
     last_snapshot: float = field(default_factory=time.monotonic)
 
 
-async def write_until_done(sink: PostgresSink, write: Callable[[], Awaitable[object]]) -> None:
+async def write_until_done(
+    sink: Reconnecting,
+    write: Callable[[], Awaitable[T]],
+    health: WriterHealth | None = None,
+    metrics: WorkerMetrics | None = None,
+) -> T:
     """Retry a database write, reconnecting between tries. While the database
     is down the stream waits; its messages stay unacknowledged, so nothing
-    is lost and a restart resumes from the last commit."""
+    is lost and a restart resumes from the last commit.
+
+    Refusals of the data itself never reach this loop as far as the sinks can
+    help it: they store what the server takes and divert the rest to the
+    dead letters (``streams.sinks.storable``). What does reach it is retried
+    and reported (``health``, the log, ``/readyz``), never dropped."""
     delay = 0.5
     while True:
         try:
             await sink.ensure()
-            await write()
-            return
+            result = await write()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if health is not None:
+                health.failed(exc)
+            if metrics is not None:
+                metrics.write_failures.inc()
             log.error("database write failed (%s); retrying in %.1f s", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
@@ -76,6 +103,10 @@ async def write_until_done(sink: PostgresSink, write: Callable[[], Awaitable[obj
                 await sink.connect()
             except Exception as again:
                 log.error("reconnect failed: %s", again)
+            continue
+        if health is not None:
+            health.ok()
+        return result
 
 
 class ProcedureWorker:
@@ -90,6 +121,9 @@ class ProcedureWorker:
         sink: PostgresSink,
         publish_updates: Any,
         publish_alerts: Any,
+        event_ids: EventIds | None = None,
+        health: WriterHealth | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -105,6 +139,11 @@ class ProcedureWorker:
         self._publish_alerts = publish_alerts
         self._lock = asyncio.Lock()
         self._last_emit = 0.0
+        self.event_ids = event_ids
+        self.health = health or WriterHealth()
+        self.metrics = metrics or WorkerMetrics()
+        self.started = time.monotonic()
+        self.last_commit: float | None = None  # monotonic
         self.dead_letters = 0
         self.committed_events = 0
 
@@ -179,14 +218,27 @@ class ProcedureWorker:
             slot.acks.append((stream, event))
             return
         events, errors = decode_envelope(event.value, decode_procedure_event)
+        if events and self.event_ids is not None:
+            ids = self.event_ids
+            refused = await write_until_done(
+                ids, lambda: ids.claim(events), self.health, self.metrics
+            )
+            if refused:
+                gone = {i for i, _ in refused}
+                errors += [DecodeError(why, events[i].raw) for i, why in refused]
+                events = [ev for i, ev in enumerate(events) if i not in gone]
         for err in errors:
             await dead(err, event)
+            self.metrics.refused("procedure", err.reason)
         self.dead_letters += len(errors)
+        self.metrics.events_in.labels("procedure").inc(len(events) + len(errors))
         if events:
             if slot.clock is not None:
                 slot.processor.apply(events, 0.0, slot.clock)
             else:
                 slot.processor.apply(events, self.clock.now())
+        if slot.pending_since is None:
+            slot.pending_since = time.monotonic()
         slot.acks.append((stream, event))
         slot.pending_events += len(events)
         if slot.pending_events >= MAX_PENDING_EVENTS:
@@ -207,11 +259,15 @@ class ProcedureWorker:
             batch = [b for b in batch if b[3] or b[4] or _has_rows(b[2])]
             if not batch:
                 return
-            await self._commit([(drained, updates) for _, _, drained, updates, _ in batch])
+            with self.metrics.commit_seconds.time():
+                await self._commit([(drained, updates) for _, _, drained, updates, _ in batch])
+            self.last_commit = time.monotonic()
+            self.metrics.last_commit.set_to_current_time()
             for part, slot, drained, updates, acks in batch:
                 for stream, event in acks:
                     await stream.ack(event)
                 self.committed_events += slot.committing
+                self.metrics.committed.inc(slot.committing)
                 if drained.snapshot is not None:
                     slot.last_snapshot = time.monotonic()
                 # in chunks: one message per drain could pass the broker's size limit
@@ -239,10 +295,32 @@ class ProcedureWorker:
         drained = proc.drain(snapshot=snapshot)
         acks, slot.acks = slot.acks, []
         slot.committing, slot.pending_events = slot.pending_events, 0
+        slot.pending_since = None
         return drained, updates, acks
 
     async def _commit(self, commits: list[tuple[Drained, dict[str, str]]]) -> None:
-        await write_until_done(self.sink, lambda: self.sink.write_many(commits))
+        before = self.sink.diverted
+        await write_until_done(
+            self.sink, lambda: self.sink.write_many(commits), self.health, self.metrics
+        )
+        self.metrics.diverted.inc(self.sink.diverted - before)
+
+    def heartbeat(self) -> dict[str, Any]:
+        """What this worker reports to ``/readyz`` (ages in seconds)."""
+        now = time.monotonic()
+        waiting = [s.pending_since for s in self.partitions.values() if s.pending_since]
+        open_dossiers = sum(s.processor.stats()["open"] for s in self.partitions.values())
+        self.metrics.open_dossiers.set(open_dossiers)
+        self.metrics.partitions.set(len(self.partitions))
+        return {
+            "uptime": now - self.started,
+            "partitions": sorted(self.partitions),
+            "commit_age": None if self.last_commit is None else now - self.last_commit,
+            "pending_events": sum(s.pending_events for s in self.partitions.values()),
+            "pending_age": now - min(waiting) if waiting else None,
+            "failing_for": self.health.failing_for(),
+            "last_error": self.health.last_error if self.health.failing_since else "",
+        }
 
     def log_stats(self) -> None:
         """One line for operators: what the worker holds and what it refused

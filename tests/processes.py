@@ -25,6 +25,8 @@ def ioc_env(tmp: Path, kafka: str, database: str, mqtt: str, **extra: Any) -> di
             "IOC_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:6]}.",
             "IOC_DATA_DIR": str(tmp / "data"),
             "IOC_API_PORT": str(free_port()),
+            "IOC_WORKER_METRICS_PORT": str(free_port()),
+            "IOC_BRIDGE_METRICS_PORT": str(free_port()),
             "IOC_LOG_LEVEL": "INFO",
         }
     )

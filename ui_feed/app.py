@@ -32,8 +32,10 @@ from ioc.scorecard import load_scorecard
 from ioc.settings import Settings
 from ioc.topics import Topics
 from streams.dossiers import Deltas, DossierStore
+from streams.health import pipeline_problems
 from streams.kafka import Producer, ensure_topics, topic_layout
 from streams.scopes import ScopeIndex
+from streams.sinks.heartbeats import read_heartbeats
 from streams.sources.http_ingest import IngestStats, ingest_router
 from ui_feed.feed import Feed
 from ui_feed.hub import Hub
@@ -182,9 +184,19 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
+        """Ready when the database and the broker answer and the workers
+        are moving (``streams.health.pipeline_problems``)."""
         problems = []
         try:
             await reads().ping()
+            async with reads().pool.connection() as conn:
+                beats = await read_heartbeats(conn)
+            problems += pipeline_problems(
+                beats,
+                settings.procedure_partitions,
+                settings.heartbeat_interval,
+                settings.stall_seconds,
+            )
         except Exception as exc:
             problems.append(f"database: {exc}")
         if state["producer"] is None:

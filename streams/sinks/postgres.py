@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from ioc.clock import utc_datetime
-from ioc.events import SensorReading
+from ioc.events import ProcedureEvent, SensorReading, stored_body
 from ioc.kpis import FLOWS, LEVELS
 from streams.processor import Drained
 from streams.sinks.copyformat import (
@@ -38,6 +38,7 @@ from streams.sinks.copyformat import (
     text,
 )
 from streams.sinks.schema import FLOW_COLUMNS, LEVEL_COLUMNS
+from streams.sinks.storable import is_data_error, storable_text
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,15 @@ ALERT_COLUMNS = (
 
 def _instant(t: float) -> str:
     return utc_datetime(t).isoformat()
+
+
+def _event_line(part: int, seq: int, ev: ProcedureEvent) -> str:
+    """A raw event as a COPY text line: the instant and body the decoder
+    produced, never the producer's text."""
+    return (
+        f"{_instant(ev.ts)}\t{text(ev.event_id)}\t{text(ev.dossier_id)}\t{ev.type}"
+        f"\t{part}\t{seq}\t{text(stored_body(ev).decode())}\n"
+    )
 
 
 def _alert_line(a: dict[str, Any]) -> str:
@@ -83,6 +93,8 @@ class PostgresSink:
         self.url = url
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._ids: dict[str, int] = {}
+        # records the server refused and that went to the dead letters instead
+        self.diverted = 0
 
     async def ensure(self) -> None:
         """Connect unless connected."""
@@ -119,20 +131,30 @@ class PostgresSink:
 
     async def write_many(self, commits: Sequence[tuple[Drained, dict[str, str]]]) -> None:
         """Commit the drains of several partitions in one transaction (one
-        WAL flush instead of one per partition)."""
-        try:
-            await self._write(commits, direct=True)
-        except psycopg.errors.UniqueViolation:
-            # An event id reused with other content: keep the first, store the rest.
-            log.warning("an event id was reused; storing only events not seen before")
-            await self._write(commits, direct=False)
+        WAL flush instead of one per partition).
 
-    async def _write(self, commits: Sequence[tuple[Drained, dict[str, str]]], direct: bool) -> None:
+        If the server refuses the data itself (``is_data_error``), the same
+        drains are written again with the raw events one by one: a refused
+        event goes to the dead letters with the reason, the rest commit."""
+        try:
+            await self._write(commits, careful=False)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            log.warning("a commit was refused (%s); writing its events one by one", exc)
+            await self._write(commits, careful=True)
+
+    async def _write(
+        self, commits: Sequence[tuple[Drained, dict[str, str]]], careful: bool
+    ) -> None:
         conn = self.conn
         drains = [d for d, _ in commits]
         async with conn.transaction():
             if any(d.raw for d in drains):
-                await self._events(conn, drains, direct)
+                if careful:
+                    await self._events_carefully(conn, drains)
+                else:
+                    await self._events(conn, drains, "procedure_events")
             cells = [d for d in drains if len(d.hourly) or len(d.minutely) or len(d.levels)]
             if cells:
                 ids = await self._scope_ids(conn, max((d.scope_keys for d in cells), key=len))
@@ -227,24 +249,66 @@ class PostgresSink:
             await copy.write(BINARY_HEADER + rows + BINARY_TRAILER)
 
     async def _events(
-        self, conn: psycopg.AsyncConnection[Any], drains: Sequence[Drained], direct: bool
+        self, conn: psycopg.AsyncConnection[Any], drains: Sequence[Drained], table: str
     ) -> None:
-        table = "procedure_events" if direct else "events_in"
-        rows = (
-            f"{utc_datetime(ev.ts).isoformat()}\t{text(ev.event_id)}\t{text(ev.dossier_id)}\t{ev.type}"
-            f"\t{d.part}\t{seq}\t{text(ev.raw.decode())}\n"
-            for d in drains
-            for seq, ev in d.raw
-        )
+        rows = (_event_line(d.part, seq, ev) for d in drains for seq, ev in d.raw)
         async with conn.cursor().copy(
             f"COPY {table} (ts, event_id, dossier_id, type, part, seq, body) FROM STDIN"
         ) as copy:
             for chunk in chunks(rows):
                 await copy.write(chunk)
-        if not direct:
-            await conn.execute(
-                "INSERT INTO procedure_events SELECT * FROM events_in ON CONFLICT DO NOTHING"
-            )
+
+    async def _events_carefully(
+        self, conn: psycopg.AsyncConnection[Any], drains: Sequence[Drained]
+    ) -> None:
+        """Raw events that are not stored already; any the server refuses go
+        to the dead letters (their counters stay: recompute leaves them out)."""
+        try:
+            async with conn.transaction():  # a savepoint
+                await self._events(conn, drains, "events_in")
+                await conn.execute(
+                    "INSERT INTO procedure_events SELECT * FROM events_in ON CONFLICT DO NOTHING"
+                )
+            return
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+        for d in drains:
+            for seq, ev in d.raw:
+                try:
+                    async with conn.transaction():
+                        await conn.execute(
+                            "INSERT INTO procedure_events (ts, event_id, dossier_id, type, part, "
+                            "seq, body) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                            (
+                                utc_datetime(ev.ts),
+                                ev.event_id,
+                                ev.dossier_id,
+                                ev.type,
+                                d.part,
+                                seq,
+                                stored_body(ev).decode(),
+                            ),
+                        )
+                except Exception as exc:
+                    if not is_data_error(exc):
+                        raise
+                    self.diverted += 1
+                    await self._divert(
+                        conn,
+                        f"procedure event not storable: {exc}",
+                        f"procedure_events/{d.part}/{seq}",
+                        ev.raw,
+                    )
+
+    async def _divert(
+        self, conn: psycopg.AsyncConnection[Any], reason: str, origin: str, raw: bytes
+    ) -> None:
+        log.error("%s (%s): stored as a dead letter", reason, origin)
+        await conn.execute(
+            "INSERT INTO dead_letters (source, reason, origin, raw) VALUES ('worker', %s, %s, %s)",
+            (storable_text(reason), storable_text(origin), raw),
+        )
 
     def _points(self, d: Drained, ids: npt.NDArray[np.int64]) -> bytes:
         """Binary rows for kpi_points: flow increments (levels NULL) and level
@@ -266,42 +330,93 @@ class PostgresSink:
             parts.append(counter_rows(d.level_minutes * 60, ids[d.level_scopes], d.part, values))
         return b"".join(parts)
 
-    async def write_readings(self, readings: Iterable[SensorReading]) -> int:
+    async def write_readings(self, readings: Sequence[SensorReading]) -> int:
+        """Store readings not stored already; returns how many were new. A
+        reading the server refuses goes to the dead letters, the rest commit."""
         conn = self.conn
+        try:
+            async with conn.transaction():
+                return await self._readings(conn, readings)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            log.warning("a batch of readings was refused (%s); storing them one by one", exc)
+        stored = 0
         async with conn.transaction():
-            await conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE sensor_readings) "
-                "ON COMMIT DELETE ROWS"
-            )
-            async with conn.cursor().copy(
-                'COPY readings_in (ts, event_id, sensor_id, area, kind, "values") FROM STDIN'
-            ) as copy:
-                for r in readings:
-                    await copy.write_row(
-                        (
-                            utc_datetime(r.ts),
-                            r.event_id,
-                            r.sensor_id,
-                            r.area,
-                            r.kind,
-                            json.dumps(r.values),
-                        )
+            for r in readings:
+                try:
+                    async with conn.transaction():
+                        stored += await self._readings(conn, [r])
+                except Exception as exc:
+                    if not is_data_error(exc):
+                        raise
+                    self.diverted += 1
+                    await self._divert(
+                        conn, f"sensor reading not storable: {exc}", "sensor_readings", r.raw
                     )
-            cur = await conn.execute(
-                "INSERT INTO sensor_readings SELECT * FROM readings_in ON CONFLICT DO NOTHING"
-            )
-            return cur.rowcount
+        return stored
 
-    async def write_dead_letters(self, letters: Iterable[tuple[str, str, str, bytes]]) -> None:
-        """Store dead letters as (source, reason, origin, raw bytes)."""
+    async def _readings(
+        self, conn: psycopg.AsyncConnection[Any], readings: Sequence[SensorReading]
+    ) -> int:
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE sensor_readings) "
+            "ON COMMIT DELETE ROWS"
+        )
+        async with conn.cursor().copy(
+            'COPY readings_in (ts, event_id, sensor_id, area, kind, "values") FROM STDIN'
+        ) as copy:
+            for r in readings:
+                await copy.write_row(
+                    (
+                        utc_datetime(r.ts),
+                        r.event_id,
+                        r.sensor_id,
+                        r.area,
+                        r.kind,
+                        json.dumps(r.values),
+                    )
+                )
+        cur = await conn.execute(
+            "INSERT INTO sensor_readings SELECT * FROM readings_in ON CONFLICT DO NOTHING"
+        )
+        return cur.rowcount
+
+    async def write_dead_letters(self, letters: Sequence[tuple[str, str, str, bytes]]) -> None:
+        """Store dead letters as (source, reason, origin, raw bytes). Text from
+        outside (a topic with NUL, a header in Latin-1) is made storable
+        first; the raw bytes are kept as they came."""
+        rows = [
+            (storable_text(source), storable_text(reason), storable_text(origin), raw)
+            for source, reason, origin, raw in letters
+        ]
         conn = self.conn
-        async with (
-            conn.transaction(),
-            conn.cursor().copy(
-                "COPY dead_letters (source, reason, origin, raw) FROM STDIN"
-            ) as copy,
-        ):
-            for row in letters:
+        try:
+            async with conn.transaction():
+                await self._dead_letters(conn, rows)
+            return
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            log.warning("a batch of dead letters was refused (%s); storing them one by one", exc)
+        async with conn.transaction():
+            for row in rows:
+                try:
+                    async with conn.transaction():
+                        await self._dead_letters(conn, [row])
+                except Exception as exc:
+                    if not is_data_error(exc):
+                        raise
+                    self.diverted += 1
+                    log.error("a dead letter could not be stored (%s): %r", exc, row[:3])
+
+    async def _dead_letters(
+        self, conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[str, str, str, bytes]]
+    ) -> None:
+        async with conn.cursor().copy(
+            "COPY dead_letters (source, reason, origin, raw) FROM STDIN"
+        ) as copy:
+            for row in rows:
                 await copy.write_row(row)
 
     # -- reading back after a restart ---------------------------------------------------

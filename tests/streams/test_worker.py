@@ -124,3 +124,110 @@ def test_the_worker_reports_what_it_holds_and_could_not_place(
     line = caplog.records[-1].getMessage()
     assert line.startswith("partitions [2]: 0 events committed, 1 open dossiers, 1 duplicates")
     assert "4 dead letters" in line and "'commune': 1" in line
+
+
+class Acks:
+    def __init__(self) -> None:
+        self.acked: list[Any] = []
+
+    async def ack(self, event: Any) -> None:
+        self.acked.append(event)
+
+
+def message(offset: int, lines: list[bytes], partition: int = 0) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        message=SimpleNamespace(topic="t.procedure-events", partition=partition, offset=offset),
+        value=b"\n".join(lines),
+        headers={},
+    )
+
+
+@pytest.mark.integration
+def test_an_event_id_reused_for_another_dossier_is_refused_everywhere(database_url: str) -> None:
+    """First wins: the second is a dead letter with the reason, counted
+    nowhere, stored nowhere, and a recomputation agrees with the live KPIs."""
+    import json
+
+    import psycopg
+
+    from ioc.clock import ManualClock
+    from ioc.kpis import F
+    from ioc.settings import Settings
+    from streams import recompute as recompute_module
+    from streams.sinks.event_ids import EventIds
+    from streams.sinks.postgres import PostgresSink
+    from streams.sinks.schema import migrate
+    from tests.streams.helpers import RECEIPT, vn, world
+
+    migrate(database_url)
+    registry, calendar = world()
+
+    def receipt(dossier: str, event_id: str, minute: int) -> bytes:
+        return json.dumps(
+            {
+                **RECEIPT,
+                "schema": 1,
+                "type": "received",
+                "event_id": event_id,
+                "dossier_id": dossier,
+                "ts": f"2026-03-16T09:{minute:02d}:00+07:00",
+            }
+        ).encode()
+
+    dead: list[Any] = []
+
+    async def to_dead(err: Any, event: Any) -> None:
+        dead.append(err)
+
+    async def run() -> tuple[int, dict[str, Any]]:
+        sink, ids = PostgresSink(database_url), EventIds(database_url)
+        await sink.connect()
+        await ids.connect()
+        updates: list[str] = []
+
+        async def publish(message: Any) -> None:
+            updates.append(message)
+
+        worker = worker_app.ProcedureWorker(
+            Settings(database_url=database_url),
+            registry,
+            calendar,
+            ManualClock(vn("2026-03-16 10:00")),  # type: ignore[arg-type]
+            sink,
+            publish,
+            publish,
+            ids,
+        )
+        await worker._load([0])
+        stream = Acks()
+        first = message(0, [receipt("A", "E1", 0), receipt("B", "E2", 1)])
+        # E1 again, for another dossier, and the same event E2 sent twice
+        second = message(1, [receipt("C", "E1", 2), receipt("B", "E2", 1)])
+        await worker.handle(stream, first, to_dead)  # type: ignore[arg-type]
+        await worker.handle(stream, second, to_dead)  # type: ignore[arg-type]
+        await worker.flush()
+        assert stream.acked == [first, second]
+        live = worker.partitions[0].processor.all_counters()["province"]
+        await sink.close()
+        await ids.close()
+        return worker.dead_letters, live
+
+    dead_count, live = asyncio.run(run())
+    assert dead_count == 1
+    [err] = dead
+    assert err.reason.startswith("event_id 'E1' already names another event (type 'received' of")
+    assert b'"dossier_id": "C"' in err.raw
+    assert live["flows"]["today"][F["received"]] == 2
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT dossier_id FROM procedure_events ORDER BY 1").fetchall()
+    assert stored == [("A",), ("B",)]
+
+    settings = Settings(database_url=database_url)
+    asyncio.run(recompute_module.recompute(settings, registry, calendar, force=True))
+    with psycopg.connect(database_url) as conn:
+        [(counters,)] = conn.execute(
+            "SELECT counters FROM kpi_latest WHERE scope = 'province'"
+        ).fetchall()
+    assert counters["flows"]["today"][F["received"]] == 2

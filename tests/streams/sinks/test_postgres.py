@@ -1,10 +1,12 @@
 import asyncio
+import copy
 import json
 
 import psycopg
 import pytest
 
 from ioc.clock import EventTimeClock
+from ioc.events import ProcedureEvent, SensorReading
 from ioc.kpis import F
 from streams.processor import PartitionProcessor
 from streams.scopes import ScopeIndex
@@ -95,3 +97,93 @@ def test_an_event_id_reused_for_other_content_keeps_the_first(database_url: str)
         assert conn.execute(
             "SELECT count(*) FROM procedure_events WHERE dossier_id = 'Q1'"
         ).fetchone() == (1,)
+
+
+def test_a_dead_letter_from_a_topic_with_nul_is_stored(database_url: str) -> None:
+    # The bridge dead-letters an MQTT message with its topic as the origin; a
+    # topic holding NUL once made that row unstorable and stalled every commit.
+    migrate(database_url)
+
+    async def run() -> None:
+        sink = PostgresSink(database_url)
+        await sink.connect()
+        await sink.write_dead_letters(
+            [
+                ("bridge", "topic 'ioc/x\x00' is not ioc/sensors/…", "ioc/x\x00y", b"\x00\xff"),
+                ("bri\udcffdge", "reason", "origin", b"{}"),
+            ]
+        )
+        await sink.close()
+
+    asyncio.run(run())
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT source, origin, raw FROM dead_letters").fetchall()
+    assert sorted(rows) == [
+        ("bri\\udcffdge", "origin", b"{}"),
+        ("bridge", "ioc/x\\x00y", b"\x00\xff"),
+    ]
+
+
+def unstorable(ev: ProcedureEvent) -> ProcedureEvent:
+    """The event with a dossier id the server refuses (NUL): what the decoder
+    never lets through, standing for any record the database refuses."""
+    bad = copy.copy(ev)
+    bad.dossier_id = "BAD\x00ID"
+    bad.body = None
+    return bad
+
+
+def test_an_event_the_server_refuses_is_diverted_and_the_rest_commit(database_url: str) -> None:
+    migrate(database_url)
+
+    refused: list[bytes] = []
+
+    async def run() -> PostgresSink:
+        sink = PostgresSink(database_url)
+        await sink.connect()
+        p = fresh_processor(3, vn("2026-03-16 08:00"))
+        p.apply(lifecycle(), 0.0, EventTimeClock())
+        drained = p.drain()
+        seq, ev = drained.raw[1]
+        drained.raw[1] = (seq, unstorable(ev))
+        refused.append(ev.raw)
+        await sink.write(drained, {k: json.dumps(v) for k, v in p.updates().items()})
+        # the next commit goes through as usual
+        p.apply([event("processed", "P2", "2026-03-18 10:00")], 0.0, EventTimeClock())
+        await sink.write(p.drain())
+        await sink.close()
+        return sink
+
+    sink = asyncio.run(run())
+    assert sink.diverted == 1
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT seq FROM procedure_events ORDER BY seq").fetchall()
+        letters = conn.execute("SELECT source, reason, origin, raw FROM dead_letters").fetchall()
+        partition = conn.execute("SELECT seq FROM worker_partitions WHERE part = 3").fetchone()
+    assert [s for (s,) in stored] == [1, 3, 4, 5]
+    assert partition == (5,)
+    [(source, reason, origin, raw)] = letters
+    assert source == "worker" and origin == "procedure_events/3/2"
+    assert reason.startswith("procedure event not storable: ") and "NUL" in reason
+    assert raw == refused[0]
+
+
+def test_a_reading_the_server_refuses_is_diverted_and_the_rest_stored(database_url: str) -> None:
+    migrate(database_url)
+    good = [
+        SensorReading(f"r{i}", "aq-1", "00166", "air_quality", vn("2026-03-16 09:00") + i, {}, b"")
+        for i in range(3)
+    ]
+    bad = SensorReading("r-bad", "aq\x00", "00166", "air_quality", good[0].ts, {}, b"raw bad")
+
+    async def run() -> int:
+        sink = PostgresSink(database_url)
+        await sink.connect()
+        stored = await sink.write_readings([good[0], bad, *good[1:]])
+        await sink.close()
+        return stored
+
+    assert asyncio.run(run()) == 3
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM sensor_readings").fetchone() == (3,)
+        assert conn.execute("SELECT raw FROM dead_letters").fetchall() == [(b"raw bad",)]
