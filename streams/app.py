@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import socket
+import time
 from functools import partial
 from typing import Any, cast
 
@@ -150,6 +151,8 @@ def create_app(
     async def report() -> None:
         worker.log_stats()
 
+    lag_since: list[float | None] = [None]  # monotonic; None while nothing waits
+
     @app.timer(interval=settings.heartbeat_interval)
     async def heartbeat() -> None:
         # on the claims' connection: the commit's may be busy retrying
@@ -157,10 +160,18 @@ def create_app(
         for key, n in lag.items():
             topic, _, part = key.rpartition("/")
             metrics.lag.labels(topic, part).set(n)
+        now = time.monotonic()
+        if not any(lag.values()):
+            lag_since[0] = None
+        elif lag_since[0] is None:
+            lag_since[0] = now
+        lag_age = None if lag_since[0] is None else now - lag_since[0]
         try:
             await event_ids.ensure()
             async with event_ids.lock:
-                await write_heartbeat(event_ids.conn, worker_id, lag=lag, **worker.heartbeat())
+                await write_heartbeat(
+                    event_ids.conn, worker_id, lag=lag, lag_age=lag_age, **worker.heartbeat()
+                )
         except Exception as exc:  # the database is away: /readyz says so by itself
             log.debug("heartbeat not written: %s", exc)
 

@@ -54,6 +54,7 @@ class WorkerBeat:
     failing_for: float | None = None
     last_error: str = ""
     lag: Mapping[str, int] = field(default_factory=dict)
+    lag_age: float | None = None  # since when the lag has been above zero
 
 
 def pipeline_problems(
@@ -64,7 +65,8 @@ def pipeline_problems(
     Absent: no worker reported within ``MISSED_BEATS`` intervals, or some
     procedure partition has no live owner. Stalled: a worker's writes have
     failed for ``stall`` seconds, events have waited that long for a commit,
-    or messages wait on the broker while nothing was committed for that long.
+    or messages have waited on the broker that long while nothing was
+    committed (the consumer or the agent is stuck).
     """
     live = [b for b in beats if b.age <= MISSED_BEATS * interval]
     if not live:
@@ -91,7 +93,7 @@ def pipeline_problems(
             )
         waiting = sum(b.lag.values())
         quiet = b.commit_age if b.commit_age is not None else b.uptime
-        if waiting > 0 and quiet >= stall and b.uptime >= stall:
+        if waiting and b.lag_age is not None and min(b.lag_age, quiet) >= stall:
             problems.append(
                 f"worker {b.worker}: {waiting} messages wait on the broker and nothing was "
                 f"committed for {quiet:.0f} s"

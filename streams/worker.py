@@ -65,6 +65,8 @@ class Partition:
     pending_events: int = 0
     # monotonic time the oldest message not yet committed arrived
     pending_since: float | None = None
+    # the same for the events of the commit under way, until it is done
+    committing_since: float | None = None
     committing: int = 0
     last_snapshot: float = field(default_factory=time.monotonic)
 
@@ -210,6 +212,8 @@ class ProcedureWorker:
             slot = self.partitions.get(part)
         if slot is None:  # not ours any more: unacknowledged, the new owner reads it
             return
+        if slot.pending_since is None:  # a stuck claim or apply counts as waiting too
+            slot.pending_since = time.monotonic()
         mark = _watermark(event)
         if mark is not None:
             if slot.clock is not None:
@@ -237,8 +241,6 @@ class ProcedureWorker:
                 slot.processor.apply(events, 0.0, slot.clock)
             else:
                 slot.processor.apply(events, self.clock.now())
-        if slot.pending_since is None:
-            slot.pending_since = time.monotonic()
         slot.acks.append((stream, event))
         slot.pending_events += len(events)
         if slot.pending_events >= MAX_PENDING_EVENTS:
@@ -268,6 +270,7 @@ class ProcedureWorker:
                     await stream.ack(event)
                 self.committed_events += slot.committing
                 self.metrics.committed.inc(slot.committing)
+                slot.committing, slot.committing_since = 0, None
                 if drained.snapshot is not None:
                     slot.last_snapshot = time.monotonic()
                 # in chunks: one message per drain could pass the broker's size limit
@@ -295,7 +298,7 @@ class ProcedureWorker:
         drained = proc.drain(snapshot=snapshot)
         acks, slot.acks = slot.acks, []
         slot.committing, slot.pending_events = slot.pending_events, 0
-        slot.pending_since = None
+        slot.committing_since, slot.pending_since = slot.pending_since, None
         return drained, updates, acks
 
     async def _commit(self, commits: list[tuple[Drained, dict[str, str]]]) -> None:
@@ -308,15 +311,16 @@ class ProcedureWorker:
     def heartbeat(self) -> dict[str, Any]:
         """What this worker reports to ``/readyz`` (ages in seconds)."""
         now = time.monotonic()
-        waiting = [s.pending_since for s in self.partitions.values() if s.pending_since]
-        open_dossiers = sum(s.processor.stats()["open"] for s in self.partitions.values())
+        slots = self.partitions.values()
+        waiting = [t for s in slots for t in (s.pending_since, s.committing_since) if t]
+        open_dossiers = sum(s.processor.stats()["open"] for s in slots)
         self.metrics.open_dossiers.set(open_dossiers)
         self.metrics.partitions.set(len(self.partitions))
         return {
             "uptime": now - self.started,
             "partitions": sorted(self.partitions),
             "commit_age": None if self.last_commit is None else now - self.last_commit,
-            "pending_events": sum(s.pending_events for s in self.partitions.values()),
+            "pending_events": sum(s.pending_events + s.committing for s in slots),
             "pending_age": now - min(waiting) if waiting else None,
             "failing_for": self.health.failing_for(),
             "last_error": self.health.last_error if self.health.failing_since else "",

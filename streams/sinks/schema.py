@@ -175,7 +175,9 @@ def tables() -> list[str]:
     oldest_pending_at timestamptz,
     failing_since timestamptz,
     last_error text,
-    lag jsonb NOT NULL DEFAULT '{}'
+    lag jsonb NOT NULL DEFAULT '{}',
+    -- since when the lag has been above zero without a break
+    lag_since timestamptz
 )""",
         """CREATE TABLE IF NOT EXISTS dead_letters (
     received_at timestamptz NOT NULL DEFAULT now(),

@@ -55,6 +55,7 @@ from ioc.events import (
 from ioc.settings import Settings
 from ioc.topics import Topics
 from streams.kafka import Producer, ensure_topics, topic_layout
+from streams.metrics import BridgeMetrics, serve
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +169,7 @@ class MqttBridge:
         )
         self._producer = producer
         self._drain_timeout = drain_timeout
-        self._counts = dict.fromkeys(
-            ("received", "forwarded", "dead_lettered", "kafka_errors", "dropped_qos0"), 0
-        )
+        self.metrics = BridgeMetrics()
         self._session = 0
         self._connected = False
         self._closing = False
@@ -183,7 +182,21 @@ class MqttBridge:
 
     @property
     def stats(self) -> dict[str, int]:
-        return {**self._counts, "pending": self._queue.qsize()}
+        m = self.metrics
+
+        def total(counter: Any) -> int:
+            return int(
+                sum(s.value for s in counter.collect()[0].samples if s.name.endswith("_total"))
+            )
+
+        return {
+            "received": total(m.received),
+            "forwarded": total(m.forwarded),
+            "dead_lettered": total(m.dead_letters),
+            "kafka_errors": total(m.kafka_errors),
+            "dropped_qos0": total(m.dropped_qos0),
+            "pending": self._queue.qsize(),
+        }
 
     async def start(self) -> None:
         """Connect to Kafka (retrying), then to MQTT (paho retries by itself)."""
@@ -247,7 +260,7 @@ class MqttBridge:
                 await producer.start()
                 return producer
             except Exception as exc:  # aiokafka raises several kinds while the broker is away
-                self._counts["kafka_errors"] += 1
+                self.metrics.kafka_errors.inc()
                 log.warning("Kafka unreachable (%r); retrying in %.1f s", exc, delay)
                 await producer.stop()
                 await asyncio.sleep(delay)
@@ -260,8 +273,11 @@ class MqttBridge:
             log.error("MQTT broker refused the connection: %s", reason)
             return
         with self._lock:
+            if self._session:
+                self.metrics.reconnects.inc()
             self._session += 1
             self._connected = True
+        self.metrics.connected.set(1)
         log.info("MQTT connected (session present: %s)", flags.session_present)
         client.subscribe(SUBSCRIPTION, qos=1)
 
@@ -269,6 +285,7 @@ class MqttBridge:
         with self._lock:
             self._session += 1
             self._connected = False
+        self.metrics.connected.set(0)
         if not self._closing:
             log.warning("MQTT disconnected (%s); paho reconnects", reason)
 
@@ -288,12 +305,13 @@ class MqttBridge:
         if self._closing or self._loop is None:
             return
         if msg.qos == 0 and self._queue.qsize() >= MAX_PENDING_QOS0:
-            self._counts["dropped_qos0"] += 1
+            self.metrics.dropped_qos0.inc()
             return
         now = self._clock.now()
         item = _Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, now, self._session)
         self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        self._counts["received"] += 1
+        self.metrics.received.labels(str(msg.qos)).inc()
+        self.metrics.pending.inc()
 
     # asyncio side --------------------------------------------------------------
 
@@ -326,7 +344,7 @@ class MqttBridge:
             try:
                 if lines:
                     await self._producer.send_keyed(self.topics.sensor_readings, lines)
-                    self._counts["forwarded"] += len(lines)
+                    self.metrics.forwarded.inc(len(lines))
                     lines = []
                 while dead:
                     m, err = dead[0]
@@ -334,14 +352,15 @@ class MqttBridge:
                     headers.append(("origin", m.topic.encode()))
                     topic = self.topics.dead_letters
                     await self._producer.send(topic, m.payload, headers=headers)
-                    self._counts["dead_lettered"] += 1
+                    self.metrics.refused(err.reason)
                     dead.pop(0)
             except Exception as exc:  # any failure: keep them unacked, retry
-                self._counts["kafka_errors"] += 1
+                self.metrics.kafka_errors.inc()
                 log.warning("Kafka refused a batch (%r); retry in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
         self._ack(batch)
+        self.metrics.pending.dec(len(batch))
 
     def _ack(self, batch: list[_Message]) -> None:
         # In receipt order (MQTT 3.1.1 4.6). A message from an earlier
@@ -367,6 +386,7 @@ async def run_bridge(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     bridge = MqttBridge(settings)
+    serve(bridge.metrics.registry, settings.api_host, settings.bridge_metrics_port, "bridge")
     await bridge.start()
     log.info("bridging %s from %s to %s", SUBSCRIPTION, settings.mqtt_url, settings.kafka_bootstrap)
     try:

@@ -60,12 +60,15 @@ def test_events_waiting_too_long_for_a_commit() -> None:
 
 @pytest.mark.parametrize("commit_age", [40.0, None])
 def test_messages_waiting_on_the_broker_while_nothing_commits(commit_age: float | None) -> None:
-    stuck = beat(commit_age=commit_age, uptime=40.0, lag={"t/0": 5, "t/1": 2})
+    stuck = beat(commit_age=commit_age, uptime=40.0, lag={"t/0": 5, "t/1": 2}, lag_age=35.0)
     assert problems(stuck) == [
         "worker w1: 7 messages wait on the broker and nothing was committed for 40 s"
     ]
     # a worker just started is still loading its partitions
-    assert problems(beat(commit_age=None, uptime=10.0, lag={"t/0": 5})) == []
+    assert problems(beat(commit_age=None, uptime=10.0, lag={"t/0": 5}, lag_age=10.0)) == []
+    # an idle worker that just got a message is not stuck, nor a busy one that commits
+    assert problems(beat(commit_age=600.0, lag={"t/0": 1}, lag_age=1.0)) == []
+    assert problems(beat(commit_age=0.2, lag={"t/0": 9000}, lag_age=300.0)) == []
 
 
 def test_writer_health_remembers_since_when() -> None:
