@@ -14,6 +14,7 @@ Unit tests use none of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -69,8 +70,9 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(10)
 
 
-@pytest.fixture
-def database_url() -> Iterator[str]:
+@contextlib.contextmanager
+def new_database() -> Iterator[str]:
+    """A fresh database on the test server, dropped afterwards."""
     import psycopg
 
     base = os.environ.get("IOC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -84,6 +86,12 @@ def database_url() -> Iterator[str]:
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    with new_database() as url:
+        yield url
 
 
 def mosquitto_binary() -> str | None:
