@@ -84,7 +84,16 @@ def start_tansu(port: int, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+# With anonymous access allowed, amqtt (0.12) counts every client as
+# anonymous, and keeps no session, so no QoS 1 message, for an anonymous
+# client while it is away. The demo's broker takes any user name instead (and
+# refuses clients without one): the bridge's session then outlives a restart
+# of the bridge, and readings published meanwhile wait for it.
+MQTT_USER = "ioc"
+
+
 def start_amqtt(port: int, workdir: Path, log: Path) -> subprocess.Popen[bytes]:
+    """amqtt on ``port``, accepting any client that gives a user name."""
     config = workdir / "amqtt.yaml"
     config.write_text(
         "listeners:\n"
@@ -93,7 +102,7 @@ def start_amqtt(port: int, workdir: Path, log: Path) -> subprocess.Popen[bytes]:
         f"    bind: 127.0.0.1:{port}\n"
         "plugins:\n"
         "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
-        "    allow_anonymous: true\n"
+        "    allow_anonymous: false\n"
     )
     amqtt = Path(sys.executable).with_name("amqtt")
     with log.open("ab") as out:
@@ -201,7 +210,7 @@ def run_demo(settings: Settings) -> int:
             port, server_log = free_port(), logs / "amqtt.log"
             sup.adopt("MQTT broker (amqtt)", start_amqtt(port, data, server_log), server_log)
             wait_for_port(port)
-            env["IOC_MQTT_URL"] = f"mqtt://127.0.0.1:{port}"
+            env["IOC_MQTT_URL"] = f"mqtt://{MQTT_USER}@127.0.0.1:{port}"
             print(f"  MQTT broker (amqtt): {env['IOC_MQTT_URL']}")
         if not os.environ.get("IOC_CLOCK_START"):
             calendar = load_calendar(settings.calendar_file)
