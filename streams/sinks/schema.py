@@ -287,44 +287,58 @@ def timescale_release(version: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-def migrate(url: str) -> str:
-    """Create or update the schema. Returns the mode used: the TimescaleDB
-    version, or ``"postgresql"`` when the extension is not available."""
+def _enable_timescaledb(url: str) -> tuple[str | None, str]:
+    """The TimescaleDB version enabled in the database, or None and why not.
+
+    On a connection of its own: if the extension is installed but not preloaded,
+    CREATE EXTENSION fails with a FATAL error that closes the connection."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT coalesce(installed_version, default_version) FROM pg_available_extensions "
             "WHERE name = 'timescaledb'"
         ).fetchone()
-        mode = "postgresql"
-        if row is not None:
-            # checked before CREATE EXTENSION, so a refusal changes nothing
-            if timescale_release(str(row[0])) < MIN_TIMESCALEDB:
-                raise SchemaError(
-                    f"TimescaleDB {row[0]} is older than "
-                    f"{'.'.join(map(str, MIN_TIMESCALEDB))}, whose columnstore API this schema "
-                    "uses: install a newer release (and ALTER EXTENSION timescaledb UPDATE)"
-                )
-            try:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-                mode = f"timescaledb {row[0]}"
-            except psycopg.Error as exc:
-                log.warning("TimescaleDB is installed but cannot be enabled here: %s", exc)
+        if row is None:
+            return None, "the timescaledb extension is not installed on this server"
+        version = str(row[0])
+        # checked before CREATE EXTENSION, so a refusal changes nothing
+        if timescale_release(version) < MIN_TIMESCALEDB:
+            raise SchemaError(
+                f"TimescaleDB {version} is older than "
+                f"{'.'.join(map(str, MIN_TIMESCALEDB))}, whose columnstore API this schema "
+                "uses: install a newer release (and ALTER EXTENSION timescaledb UPDATE)"
+            )
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        except psycopg.Error as exc:
+            hint = (exc.diag.message_hint or "").split("\n")[0]
+            why = f"{exc.diag.message_primary or exc}. {hint}".strip(" .")
+            return None, f"the timescaledb extension is installed but cannot be enabled: {why}"
+    return version, ""
+
+
+def migrate(url: str) -> str:
+    """Create or update the schema. Returns the mode used: the TimescaleDB
+    version, or ``"postgresql"`` when the extension is not available."""
+    version, why_not = _enable_timescaledb(url)
+    mode = "postgresql" if version is None else f"timescaledb {version}"
+    with psycopg.connect(url, autocommit=True) as conn:
         with conn.transaction():
             for statement in tables():
                 conn.execute(statement)
         # Continuous aggregates cannot be created inside a transaction block.
-        for statement in postgres_statements() if mode == "postgresql" else timescale_statements():
+        for statement in postgres_statements() if version is None else timescale_statements():
             conn.execute(statement)
         conn.execute(
             "INSERT INTO schema_info (version, timescaledb) VALUES (%s, %s) "
             "ON CONFLICT (version) DO UPDATE SET timescaledb = EXCLUDED.timescaledb, "
             "applied_at = now()",
-            (SCHEMA_VERSION, None if mode == "postgresql" else mode),
+            (SCHEMA_VERSION, None if version is None else mode),
         )
-    if mode == "postgresql":
+    if version is None:
         log.warning(
-            "TimescaleDB is not available: using plain PostgreSQL tables and date_bin views "
-            "(no hypertables, compression, continuous aggregates or retention policies)"
+            "TimescaleDB is not available: %s. Using plain PostgreSQL tables and date_bin "
+            "views (no hypertables, compression, continuous aggregates or retention policies)",
+            why_not,
         )
     else:
         log.info("%s: hypertables, columnstore, continuous aggregates and retention enabled", mode)
