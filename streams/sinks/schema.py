@@ -207,12 +207,16 @@ FROM sensor_readings GROUP BY {bucket}, sensor_id, area, kind"""
 
 
 # (table, time column, chunk interval, columnstore segmentby, orderby, compress after, drop after)
+# TimescaleDB wants every column of a unique index among the segmentby or orderby
+# columns, and warns on each ALTER otherwise: a conflict check on compressed data
+# (the sinks' ON CONFLICT on (event_id, ts)) then finds the batches to decompress by
+# their min/max. event_id comes after ts, so batches stay in time order.
 HYPERTABLES = (
-    ("procedure_events", "ts", "7 days", "part", "ts DESC", "30 days", None),
+    ("procedure_events", "ts", "7 days", "part", "ts DESC, event_id", "30 days", None),
     ("kpi_hourly", "hour", "30 days", "scope_id, part", "hour DESC", "400 days", None),
     ("kpi_points", "minute", "1 day", "scope_id, part", "minute DESC", "7 days", "400 days"),
     ("sla_transitions", "at", "30 days", "", "at DESC", "90 days", None),
-    ("sensor_readings", "ts", "1 day", "sensor_id", "ts DESC", "7 days", "730 days"),
+    ("sensor_readings", "ts", "1 day", "sensor_id", "ts DESC, event_id", "7 days", "730 days"),
     ("dead_letters", "received_at", "7 days", "source", "received_at DESC", "30 days", "90 days"),
 )
 
@@ -316,12 +320,19 @@ def _enable_timescaledb(url: str) -> tuple[str | None, str]:
     return version, ""
 
 
+def _log_server_warning(diag: psycopg.errors.Diagnostic) -> None:
+    # NOTICEs ("already exists, skipping") are routine; a WARNING is worth reading
+    if diag.severity_nonlocalized == "WARNING":
+        log.warning("the database server warned: %s", diag.message_primary)
+
+
 def migrate(url: str) -> str:
     """Create or update the schema. Returns the mode used: the TimescaleDB
     version, or ``"postgresql"`` when the extension is not available."""
     version, why_not = _enable_timescaledb(url)
     mode = "postgresql" if version is None else f"timescaledb {version}"
     with psycopg.connect(url, autocommit=True) as conn:
+        conn.add_notice_handler(_log_server_warning)
         with conn.transaction():
             for statement in tables():
                 conn.execute(statement)

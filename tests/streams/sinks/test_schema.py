@@ -74,6 +74,8 @@ def test_the_timescaledb_path_uses_the_current_api() -> None:
     assert "CALL add_columnstore_policy('procedure_events'" in sql
     assert "WITH (timescaledb.continuous)" in sql
     assert "add_retention_policy('kpi_points', drop_after => INTERVAL '400 days'" in sql
+    # the unique (event_id, ts) indexes of the sinks' ON CONFLICT are in the ordering
+    assert sql.count("timescaledb.orderby = 'ts DESC, event_id'") == 2
 
 
 def test_a_database_is_bound_to_one_procedure_topic(database_url: str) -> None:
