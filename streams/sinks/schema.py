@@ -12,6 +12,7 @@ and says which mode it used.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 import psycopg
 
@@ -220,8 +221,26 @@ HYPERTABLES = (
     ("dead_letters", "received_at", "7 days", "source", "received_at DESC", "30 days", "90 days"),
 )
 
+# Continuous aggregates (view, query, end offset, refresh every), real-time: buckets
+# after the last refresh (at least those within the end offset) are computed from
+# the table at query time, older ones are read as materialized.
+_DAY = f"time_bucket(INTERVAL '1 day', hour, origin => TIMESTAMPTZ '{DAY_ORIGIN}')"
+_HOUR = "time_bucket(INTERVAL '1 hour', ts)"
+AGGREGATES = (
+    ("kpi_daily", _daily_select(_DAY), "1 day", "1 hour"),
+    ("sensor_readings_hourly", _sensor_hourly_select(_HOUR), "1 hour", "30 minutes"),
+)
 
-def timescale_statements() -> list[str]:
+
+def refresh_statement(view: str) -> str:
+    """Materialize an aggregate's whole history, short of its policy's end offset."""
+    end = next(end for name, _, end, _ in AGGREGATES if name == view)
+    return f"CALL refresh_continuous_aggregate('{view}', NULL, now() - INTERVAL '{end}')"
+
+
+def timescale_statements(refresh: Collection[str] = ()) -> list[str]:
+    """The TimescaleDB statements, with a whole-history refresh of the aggregates
+    named in ``refresh``."""
     out: list[str] = []
     for table, col, chunk, segment, order, compress, drop in HYPERTABLES:
         out.append(
@@ -241,25 +260,37 @@ def timescale_statements() -> list[str]:
                 f"SELECT add_retention_policy('{table}', drop_after => INTERVAL '{drop}', "
                 "if_not_exists => TRUE)"
             )
-    day = f"time_bucket(INTERVAL '1 day', hour, origin => TIMESTAMPTZ '{DAY_ORIGIN}')"
-    out.append(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS kpi_daily WITH (timescaledb.continuous) AS "
-        f"{_daily_select(day)} WITH NO DATA"
-    )
-    out.append(
-        "SELECT add_continuous_aggregate_policy('kpi_daily', start_offset => INTERVAL '400 days', "
-        "end_offset => NULL, schedule_interval => INTERVAL '1 hour', if_not_exists => TRUE)"
-    )
-    hour = "time_bucket(INTERVAL '1 hour', ts)"
-    out.append(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS sensor_readings_hourly "
-        f"WITH (timescaledb.continuous) AS {_sensor_hourly_select(hour)} WITH NO DATA"
-    )
-    out.append(
-        "SELECT add_continuous_aggregate_policy('sensor_readings_hourly', "
-        "start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour', "
-        "schedule_interval => INTERVAL '30 minutes', if_not_exists => TRUE)"
-    )
+    for view, select, end, every in AGGREGATES:
+        out.append(
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} WITH (timescaledb.continuous) AS "
+            f"{select} WITH NO DATA"
+        )
+        # also turns the materialized-only aggregates of earlier releases real-time
+        out.append(f"ALTER MATERIALIZED VIEW {view} SET (timescaledb.materialized_only = false)")
+        # The policy's window starts at the beginning of time (start_offset NULL), so late
+        # data of any age reaches the aggregate. That is cheap: a refresh re-materializes
+        # only the ranges the invalidation log marks as changed since the last one, not
+        # the whole window (only a forced refresh does that). A policy of an earlier
+        # release with another window is replaced: TimescaleDB refuses overlapping ones.
+        # It also means the aggregate keeps no more history than its table: dropping old
+        # chunks (retention) invalidates their range, and the refresh then empties it.
+        out.append(
+            "SELECT delete_job(job_id) FROM timescaledb_information.jobs "
+            "WHERE proc_name = 'policy_refresh_continuous_aggregate' "
+            f"AND hypertable_schema = current_schema() AND hypertable_name = '{view}' "
+            "AND ((config->>'start_offset')::interval IS NOT NULL "
+            f"OR (config->>'end_offset')::interval IS DISTINCT FROM INTERVAL '{end}' "
+            f"OR schedule_interval <> INTERVAL '{every}')"
+        )
+        # Before the policy: TimescaleDB refuses a refresh while another runs.
+        if view in refresh:
+            out.append(refresh_statement(view))
+        # first run one interval on, not at once: the refresh above has just run
+        out.append(
+            f"SELECT add_continuous_aggregate_policy('{view}', start_offset => NULL, "
+            f"end_offset => INTERVAL '{end}', schedule_interval => INTERVAL '{every}', "
+            f"initial_start => now() + INTERVAL '{every}', if_not_exists => TRUE)"
+        )
     return out
 
 
@@ -337,8 +368,23 @@ def migrate(url: str) -> str:
             for statement in tables():
                 conn.execute(statement)
         # Continuous aggregates cannot be created inside a transaction block.
-        for statement in postgres_statements() if version is None else timescale_statements():
-            conn.execute(statement)
+        if version is None:
+            for statement in postgres_statements():
+                conn.execute(statement)
+        else:
+            # Aggregates not yet under a whole-history policy (new ones, and those of
+            # earlier releases, refreshed over their last days only) are refreshed now.
+            covered = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT hypertable_name FROM timescaledb_information.jobs "
+                    "WHERE proc_name = 'policy_refresh_continuous_aggregate' "
+                    "AND hypertable_schema = current_schema() AND config->>'start_offset' IS NULL"
+                )
+            }
+            stale = [view for view, *_ in AGGREGATES if view not in covered]
+            for statement in timescale_statements(refresh=stale):
+                conn.execute(statement)
         conn.execute(
             "INSERT INTO schema_info (version, timescaledb) VALUES (%s, %s) "
             "ON CONFLICT (version) DO UPDATE SET timescaledb = EXCLUDED.timescaledb, "
