@@ -25,9 +25,16 @@ $(VENV)/.ok-dev: pyproject.toml
 demo: $(VENV)/.ok-embedded
 	$(VENV)/bin/ioc demo
 
+# Everything on PostgreSQL, then the tests that use the database (marked `db` by
+# tests/conftest.py) again on TimescaleDB, unless scripts/test-servers says why not.
 test: $(VENV)/.ok-dev
 	scripts/test-servers
 	$(VENV)/bin/pytest
+	@url=$$(scripts/test-servers timescaledb) || exit 1; \
+	if [ -n "$$url" ]; then \
+	  echo "IOC_TEST_DATABASE_URL=$$url $(VENV)/bin/pytest -m db"; \
+	  IOC_TEST_DATABASE_URL=$$url $(VENV)/bin/pytest -m db; \
+	fi
 
 lint: $(VENV)/.ok-dev
 	$(VENV)/bin/ruff check .

@@ -9,7 +9,8 @@
   127.0.0.1:1883), started with ``mosquitto -d`` if it is installed and not
   running.
 
-Unit tests use none of them.
+Unit tests use none of them. Every test that takes ``database_url`` is marked
+``db``: `make test` runs those a second time against TimescaleDB.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "database_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
 
 
 @pytest.fixture(scope="session")

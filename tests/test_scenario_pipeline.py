@@ -8,6 +8,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +79,17 @@ def ioc(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def fresh_database(base_url: str) -> str:
+@contextmanager
+def fresh_database(base_url: str) -> Iterator[str]:
+    """Another database on the same server, dropped on the way out."""
     name = f"ioc_test_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(base_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return base_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield base_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_live_recomputed_and_replayed_results_are_the_hand_checked_ones(
@@ -125,36 +133,36 @@ def test_live_recomputed_and_replayed_results_are_the_hand_checked_ones(
         worker.stop()
 
     # 3. replay: a shuffled copy with repeats, at full speed, on event time
-    replay_db = fresh_database(database_url)
-    env = ioc_env(tmp_path, kafka_bootstrap, replay_db, mqtt_url, IOC_CLOCK="event")
-    base = f"http://127.0.0.1:{env['IOC_API_PORT']}"
-    ioc(env, "db", "migrate")
-    events_file = tmp_path / "scenario.ndjson"
-    events_file.write_bytes(ndjson(SCENARIO))
-    worker = Process("worker", ["worker"], env, tmp_path / "replay")
-    api = Process("api", ["api"], env, tmp_path / "replay")
-    try:
-        wait_until("the worker", lambda: "partition 3 ready" in worker.output(), 90)
-        out = ioc(
-            env,
-            "replay",
-            str(events_file),
-            "--speed",
-            "max",
-            "--shuffle",
-            "11",
-            "--repeat",
-            "0.5",
-            "--until",
-            AT,
-        )
-        assert f"replayed {n_events + n_events // 2} events" in out
-        wait_until("every event committed", lambda: committed(replay_db) == n_events, 60)
-        wait_until("the API", lambda: httpx.get(f"{base}/readyz").status_code == 200, 60)
-        wait_until("the KPIs published", lambda: kpis_match(base), 30)
-        check_everything(base)
-    finally:
-        api.stop()
-        worker.stop()
-    for p in (worker, api):
-        assert "Traceback" not in p.output(), p.output()[-3000:]
+    with fresh_database(database_url) as replay_db:
+        env = ioc_env(tmp_path, kafka_bootstrap, replay_db, mqtt_url, IOC_CLOCK="event")
+        base = f"http://127.0.0.1:{env['IOC_API_PORT']}"
+        ioc(env, "db", "migrate")
+        events_file = tmp_path / "scenario.ndjson"
+        events_file.write_bytes(ndjson(SCENARIO))
+        worker = Process("worker", ["worker"], env, tmp_path / "replay")
+        api = Process("api", ["api"], env, tmp_path / "replay")
+        try:
+            wait_until("the worker", lambda: "partition 3 ready" in worker.output(), 90)
+            out = ioc(
+                env,
+                "replay",
+                str(events_file),
+                "--speed",
+                "max",
+                "--shuffle",
+                "11",
+                "--repeat",
+                "0.5",
+                "--until",
+                AT,
+            )
+            assert f"replayed {n_events + n_events // 2} events" in out
+            wait_until("every event committed", lambda: committed(replay_db) == n_events, 60)
+            wait_until("the API", lambda: httpx.get(f"{base}/readyz").status_code == 200, 60)
+            wait_until("the KPIs published", lambda: kpis_match(base), 30)
+            check_everything(base)
+        finally:
+            api.stop()
+            worker.stop()
+        for p in (worker, api):
+            assert "Traceback" not in p.output(), p.output()[-3000:]

@@ -12,6 +12,7 @@ and says which mode it used.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 import psycopg
 
@@ -209,17 +210,39 @@ FROM sensor_readings GROUP BY {bucket}, sensor_id, area, kind"""
 
 
 # (table, time column, chunk interval, columnstore segmentby, orderby, compress after, drop after)
+# TimescaleDB wants every column of a unique index among the segmentby or orderby
+# columns, and warns on each ALTER otherwise: a conflict check on compressed data
+# (the sinks' ON CONFLICT on (event_id, ts)) then finds the batches to decompress by
+# their min/max. event_id comes after ts, so batches stay in time order.
 HYPERTABLES = (
-    ("procedure_events", "ts", "7 days", "part", "ts DESC", "30 days", None),
+    ("procedure_events", "ts", "7 days", "part", "ts DESC, event_id", "30 days", None),
     ("kpi_hourly", "hour", "30 days", "scope_id, part", "hour DESC", "400 days", None),
     ("kpi_points", "minute", "1 day", "scope_id, part", "minute DESC", "7 days", "400 days"),
     ("sla_transitions", "at", "30 days", "", "at DESC", "90 days", None),
-    ("sensor_readings", "ts", "1 day", "sensor_id", "ts DESC", "7 days", "730 days"),
+    ("sensor_readings", "ts", "1 day", "sensor_id", "ts DESC, event_id", "7 days", "730 days"),
     ("dead_letters", "received_at", "7 days", "source", "received_at DESC", "30 days", "90 days"),
 )
 
+# Continuous aggregates (view, query, end offset, refresh every), real-time: buckets
+# after the last refresh (at least those within the end offset) are computed from
+# the table at query time, older ones are read as materialized.
+_DAY = f"time_bucket(INTERVAL '1 day', hour, origin => TIMESTAMPTZ '{DAY_ORIGIN}')"
+_HOUR = "time_bucket(INTERVAL '1 hour', ts)"
+AGGREGATES = (
+    ("kpi_daily", _daily_select(_DAY), "1 day", "1 hour"),
+    ("sensor_readings_hourly", _sensor_hourly_select(_HOUR), "1 hour", "30 minutes"),
+)
 
-def timescale_statements() -> list[str]:
+
+def refresh_statement(view: str) -> str:
+    """Materialize an aggregate's whole history, short of its policy's end offset."""
+    end = next(end for name, _, end, _ in AGGREGATES if name == view)
+    return f"CALL refresh_continuous_aggregate('{view}', NULL, now() - INTERVAL '{end}')"
+
+
+def timescale_statements(refresh: Collection[str] = ()) -> list[str]:
+    """The TimescaleDB statements, with a whole-history refresh of the aggregates
+    named in ``refresh``."""
     out: list[str] = []
     for table, col, chunk, segment, order, compress, drop in HYPERTABLES:
         out.append(
@@ -239,25 +262,37 @@ def timescale_statements() -> list[str]:
                 f"SELECT add_retention_policy('{table}', drop_after => INTERVAL '{drop}', "
                 "if_not_exists => TRUE)"
             )
-    day = f"time_bucket(INTERVAL '1 day', hour, origin => TIMESTAMPTZ '{DAY_ORIGIN}')"
-    out.append(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS kpi_daily WITH (timescaledb.continuous) AS "
-        f"{_daily_select(day)} WITH NO DATA"
-    )
-    out.append(
-        "SELECT add_continuous_aggregate_policy('kpi_daily', start_offset => INTERVAL '400 days', "
-        "end_offset => NULL, schedule_interval => INTERVAL '1 hour', if_not_exists => TRUE)"
-    )
-    hour = "time_bucket(INTERVAL '1 hour', ts)"
-    out.append(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS sensor_readings_hourly "
-        f"WITH (timescaledb.continuous) AS {_sensor_hourly_select(hour)} WITH NO DATA"
-    )
-    out.append(
-        "SELECT add_continuous_aggregate_policy('sensor_readings_hourly', "
-        "start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour', "
-        "schedule_interval => INTERVAL '30 minutes', if_not_exists => TRUE)"
-    )
+    for view, select, end, every in AGGREGATES:
+        out.append(
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} WITH (timescaledb.continuous) AS "
+            f"{select} WITH NO DATA"
+        )
+        # also turns the materialized-only aggregates of earlier releases real-time
+        out.append(f"ALTER MATERIALIZED VIEW {view} SET (timescaledb.materialized_only = false)")
+        # The policy's window starts at the beginning of time (start_offset NULL), so late
+        # data of any age reaches the aggregate. That is cheap: a refresh re-materializes
+        # only the ranges the invalidation log marks as changed since the last one, not
+        # the whole window (only a forced refresh does that). A policy of an earlier
+        # release with another window is replaced: TimescaleDB refuses overlapping ones.
+        # It also means the aggregate keeps no more history than its table: dropping old
+        # chunks (retention) invalidates their range, and the refresh then empties it.
+        out.append(
+            "SELECT delete_job(job_id) FROM timescaledb_information.jobs "
+            "WHERE proc_name = 'policy_refresh_continuous_aggregate' "
+            f"AND hypertable_schema = current_schema() AND hypertable_name = '{view}' "
+            "AND ((config->>'start_offset')::interval IS NOT NULL "
+            f"OR (config->>'end_offset')::interval IS DISTINCT FROM INTERVAL '{end}' "
+            f"OR schedule_interval <> INTERVAL '{every}')"
+        )
+        # Before the policy: TimescaleDB refuses a refresh while another runs.
+        if view in refresh:
+            out.append(refresh_statement(view))
+        # first run one interval on, not at once: the refresh above has just run
+        out.append(
+            f"SELECT add_continuous_aggregate_policy('{view}', start_offset => NULL, "
+            f"end_offset => INTERVAL '{end}', schedule_interval => INTERVAL '{every}', "
+            f"initial_start => now() + INTERVAL '{every}', if_not_exists => TRUE)"
+        )
     return out
 
 
@@ -289,44 +324,80 @@ def timescale_release(version: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-def migrate(url: str) -> str:
-    """Create or update the schema. Returns the mode used: the TimescaleDB
-    version, or ``"postgresql"`` when the extension is not available."""
+def _enable_timescaledb(url: str) -> tuple[str | None, str]:
+    """The TimescaleDB version enabled in the database, or None and why not.
+
+    On a connection of its own: if the extension is installed but not preloaded,
+    CREATE EXTENSION fails with a FATAL error that closes the connection."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT coalesce(installed_version, default_version) FROM pg_available_extensions "
             "WHERE name = 'timescaledb'"
         ).fetchone()
-        mode = "postgresql"
-        if row is not None:
-            # checked before CREATE EXTENSION, so a refusal changes nothing
-            if timescale_release(str(row[0])) < MIN_TIMESCALEDB:
-                raise SchemaError(
-                    f"TimescaleDB {row[0]} is older than "
-                    f"{'.'.join(map(str, MIN_TIMESCALEDB))}, whose columnstore API this schema "
-                    "uses: install a newer release (and ALTER EXTENSION timescaledb UPDATE)"
-                )
-            try:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-                mode = f"timescaledb {row[0]}"
-            except psycopg.Error as exc:
-                log.warning("TimescaleDB is installed but cannot be enabled here: %s", exc)
+        if row is None:
+            return None, "the timescaledb extension is not installed on this server"
+        version = str(row[0])
+        # checked before CREATE EXTENSION, so a refusal changes nothing
+        if timescale_release(version) < MIN_TIMESCALEDB:
+            raise SchemaError(
+                f"TimescaleDB {version} is older than "
+                f"{'.'.join(map(str, MIN_TIMESCALEDB))}, whose columnstore API this schema "
+                "uses: install a newer release (and ALTER EXTENSION timescaledb UPDATE)"
+            )
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        except psycopg.Error as exc:
+            hint = (exc.diag.message_hint or "").split("\n")[0]
+            why = f"{exc.diag.message_primary or exc}. {hint}".strip(" .")
+            return None, f"the timescaledb extension is installed but cannot be enabled: {why}"
+    return version, ""
+
+
+def _log_server_warning(diag: psycopg.errors.Diagnostic) -> None:
+    # NOTICEs ("already exists, skipping") are routine; a WARNING is worth reading
+    if diag.severity_nonlocalized == "WARNING":
+        log.warning("the database server warned: %s", diag.message_primary)
+
+
+def migrate(url: str) -> str:
+    """Create or update the schema. Returns the mode used: the TimescaleDB
+    version, or ``"postgresql"`` when the extension is not available."""
+    version, why_not = _enable_timescaledb(url)
+    mode = "postgresql" if version is None else f"timescaledb {version}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.add_notice_handler(_log_server_warning)
         with conn.transaction():
             for statement in tables():
                 conn.execute(statement)
         # Continuous aggregates cannot be created inside a transaction block.
-        for statement in postgres_statements() if mode == "postgresql" else timescale_statements():
-            conn.execute(statement)
+        if version is None:
+            for statement in postgres_statements():
+                conn.execute(statement)
+        else:
+            # Aggregates not yet under a whole-history policy (new ones, and those of
+            # earlier releases, refreshed over their last days only) are refreshed now.
+            covered = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT hypertable_name FROM timescaledb_information.jobs "
+                    "WHERE proc_name = 'policy_refresh_continuous_aggregate' "
+                    "AND hypertable_schema = current_schema() AND config->>'start_offset' IS NULL"
+                )
+            }
+            stale = [view for view, *_ in AGGREGATES if view not in covered]
+            for statement in timescale_statements(refresh=stale):
+                conn.execute(statement)
         conn.execute(
             "INSERT INTO schema_info (version, timescaledb) VALUES (%s, %s) "
             "ON CONFLICT (version) DO UPDATE SET timescaledb = EXCLUDED.timescaledb, "
             "applied_at = now()",
-            (SCHEMA_VERSION, None if mode == "postgresql" else mode),
+            (SCHEMA_VERSION, None if version is None else mode),
         )
-    if mode == "postgresql":
+    if version is None:
         log.warning(
-            "TimescaleDB is not available: using plain PostgreSQL tables and date_bin views "
-            "(no hypertables, compression, continuous aggregates or retention policies)"
+            "TimescaleDB is not available: %s. Using plain PostgreSQL tables and date_bin "
+            "views (no hypertables, compression, continuous aggregates or retention policies)",
+            why_not,
         )
     else:
         log.info("%s: hypertables, columnstore, continuous aggregates and retention enabled", mode)
