@@ -29,6 +29,13 @@ START = "2026-03-02T00:00:00+07:00"
 UNTIL = "2026-03-09T12:00:00+07:00"
 
 
+def waiting(database: str) -> int:
+    """Events the worker has applied and not committed yet (its heartbeat)."""
+    with psycopg.connect(database) as conn:
+        row = conn.execute("SELECT coalesce(sum(pending_events), 0) FROM worker_heartbeats")
+        return int(row.fetchone()[0])
+
+
 def committed(database: str) -> int:
     with psycopg.connect(database) as conn:
         return int(
@@ -49,7 +56,6 @@ def stored_counters(database: str) -> dict[str, dict[str, Any]]:
 
 
 REPLAY = [sys.executable, "-m", "ioc.cli", "replay"]
-PACED_SECONDS = 10
 
 
 def replay(env: dict[str, str], events: Path, *args: str) -> None:
@@ -86,6 +92,7 @@ def test_a_worker_stopped_mid_replay_resumes_without_loss_or_double_counting(
         mqtt_url,
         IOC_CLOCK="event",
         IOC_SNAPSHOT_INTERVAL="2",
+        IOC_HEARTBEAT_INTERVAL="0.5",
     )
     load = tmp_path / "load.ndjson"
     subprocess.run(
@@ -114,49 +121,46 @@ def test_a_worker_stopped_mid_replay_resumes_without_loss_or_double_counting(
         [sys.executable, "-m", "ioc.cli", "db", "migrate"], env=env, check=True, capture_output=True
     )
 
-    # The replay goes in two parts. The first is paced over about ten
-    # seconds, and the worker is stopped once half of it is committed
-    # (normally while events still arrive; on a slow machine perhaps after
-    # the last one was sent, but always before the worker committed them
-    # all). The second part reaches Kafka while no worker runs.
+    # The replay goes in three parts, and the stop comes at a point no
+    # machine speed can move: the first part is committed; then the database
+    # blocks the worker's commits (a lock on the table every commit writes)
+    # while the second part reaches the worker, which applies it and waits in
+    # its commit; then the worker is stopped. The third part reaches Kafka
+    # while no worker runs.
     lines.sort(key=lambda line: json.loads(line)["ts"])
-    cut = len(lines) * 2 // 3
-    first, rest = tmp_path / "first.ndjson", tmp_path / "rest.ndjson"
-    first.write_bytes(b"\n".join(lines[:cut]))
+    half, cut = len(lines) // 3, len(lines) * 2 // 3
+    first, second, rest = (tmp_path / f"{n}.ndjson" for n in ("first", "second", "rest"))
+    first.write_bytes(b"\n".join(lines[:half]))
+    second.write_bytes(b"\n".join(lines[half:cut]))
     rest.write_bytes(b"\n".join(lines[cut:]))
-    span = parse_instant(json.loads(lines[cut - 1])["ts"]) - parse_instant(
-        json.loads(lines[0])["ts"]
-    )
 
     worker = Process("worker", ["worker"], env, tmp_path / "logs")
-    pacer = None
     try:
         wait_until("the worker", lambda: "partition 3 ready" in worker.output(), 90)
-        pacer = subprocess.Popen(
-            [*REPLAY, str(first), "--speed", str(span / PACED_SECONDS)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(
-            "half of the first part committed",
-            lambda: committed(database_url) > cut / 2,
-            120,
-            every=0.05,
-        )
-        worker.proc.send_signal(stop)
-        code = worker.proc.wait(30)
+        replay(env, first)
+        wait_until("the first part committed", lambda: committed(database_url) == half, 120)
+        with psycopg.connect(database_url) as blocker:
+            blocker.execute("LOCK TABLE worker_partitions IN EXCLUSIVE MODE")
+            replay(env, second)
+            wait_until(
+                "the second part applied and waiting for its commit",
+                lambda: waiting(database_url) >= cut - half,
+                120,
+            )
+            worker.proc.send_signal(stop)
+            if stop == signal.SIGKILL:
+                code = worker.proc.wait(30)  # killed in the middle of a commit
+            blocker.rollback()  # SIGTERM: the worker's last commit goes through
+            if stop == signal.SIGTERM:
+                code = worker.proc.wait(30)
         at_stop = committed(database_url)
-        out, _ = pacer.communicate(timeout=120)
-        assert pacer.returncode == 0, out
     finally:
         worker.kill()
-        if pacer is not None and pacer.poll() is None:
-            pacer.kill()
-            pacer.communicate()
     if stop == signal.SIGTERM:
         assert code == 0, worker.output()[-3000:]
-    assert at_stop < cut, "the worker was not stopped while it worked through the first part"
+        assert at_stop == cut, "a SIGTERM stop commits what the worker had applied"
+    else:
+        assert at_stop == half, "a SIGKILL loses the commit under way, and only that"
     replay(env, rest, "--until", UNTIL)
 
     restarted = Process("worker-2", ["worker"], env, tmp_path / "logs")
