@@ -53,14 +53,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.app import create_app
     from streams.kafka import ensure_topics, topic_layout
     from streams.metrics import serve
-    from streams.sinks.schema import (
+    from streams.sinks.guards import (
         RecomputeUnfinished,
-        SchemaError,
         TopicMismatch,
         bind_topic,
         check_no_unfinished_recompute,
-        migrate,
     )
+    from streams.sinks.schema import SchemaError, migrate
 
     registry, calendar = _world(settings)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ instant. Workers must be stopped meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -26,6 +27,7 @@ from ioc.settings import Settings
 from streams.processor import PartitionProcessor
 from streams.scopes import ScopeIndex
 from streams.sinks.postgres import PostgresSink
+from streams.sinks.schema import refresh_statement
 
 log = logging.getLogger(__name__)
 APPLY_EVERY = 10_000
@@ -125,7 +127,7 @@ async def recompute(
                 clock.observe(end)
         await _drain(sink, processors, pending, clocks, final=True)
         if await _timescale(sink):
-            await sink.conn.execute("CALL refresh_continuous_aggregate('kpi_daily', NULL, NULL)")
+            await _refresh(sink, "kpi_daily")
         await sink.conn.execute("DELETE FROM recompute_running")
     finally:
         await sink.close()
@@ -157,6 +159,20 @@ async def _drain(
         )
         commits.append((proc.drain(snapshot=final, keep_raw=False), updates))
     await sink.write_many(commits)
+
+
+async def _refresh(sink: PostgresSink, view: str, attempts: int = 30) -> None:
+    """Refresh an aggregate over its history (as migrate does); its policy's
+    job may hold the lock at that moment, so wait for it a little."""
+    for attempt in range(attempts):
+        try:
+            await sink.conn.execute(refresh_statement(view))
+            return
+        except psycopg.errors.LockNotAvailable:
+            if attempt == attempts - 1:
+                raise
+            log.info("%s is being refreshed by its policy; trying again", view)
+            await asyncio.sleep(1)
 
 
 async def _timescale(sink: PostgresSink) -> bool:

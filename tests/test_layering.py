@@ -18,6 +18,7 @@ ADAPTERS = {
     "streams/kafka.py",
     "streams/recompute.py",
     "streams/sinks/event_ids.py",
+    "streams/sinks/guards.py",
     "streams/sinks/heartbeats.py",
     "streams/sinks/postgres.py",
     "streams/sinks/schema.py",

@@ -13,8 +13,9 @@ from ioc.settings import Settings
 from streams import recompute as recompute_module
 from streams.processor import PartitionProcessor
 from streams.scopes import ScopeIndex
+from streams.sinks.guards import RecomputeUnfinished, check_no_unfinished_recompute
 from streams.sinks.postgres import PostgresSink
-from streams.sinks.schema import RecomputeUnfinished, check_no_unfinished_recompute, migrate
+from streams.sinks.schema import migrate
 from tests.streams.helpers import event, vn, world
 
 pytestmark = pytest.mark.integration

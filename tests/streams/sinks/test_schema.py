@@ -19,9 +19,7 @@ from ioc.events import SensorReading
 from streams.sinks.postgres import PostgresSink
 from streams.sinks.schema import (
     MIN_TIMESCALEDB,
-    TopicMismatch,
     _sensor_hourly_select,
-    bind_topic,
     migrate,
     timescale_release,
     timescale_statements,
@@ -198,15 +196,6 @@ def test_sensor_readings_hourly_holds_the_whole_history_and_late_readings(
         plain = hourly_rows(conn, PLAIN_HOURLY)
         assert len(plain) == len({(r.sensor_id, r.ts // 3600) for r in early + late})
         assert hourly_rows(conn, "SELECT * FROM sensor_readings_hourly") == plain
-
-
-def test_a_database_is_bound_to_one_procedure_topic(database_url: str) -> None:
-    migrate(database_url)
-    bind_topic(database_url, "a.procedure-events", 4)
-    bind_topic(database_url, "a.procedure-events", 4)  # the same worker again
-    for topic, partitions in (("b.procedure-events", 4), ("a.procedure-events", 8)):
-        with pytest.raises(TopicMismatch, match=r"'a\.procedure-events' with 4 partitions"):
-            bind_topic(database_url, topic, partitions)
 
 
 def test_timescaledb_releases_are_compared_as_numbers() -> None:
