@@ -143,9 +143,9 @@ def create_app(
                 await app.crash(exc)
                 raise
 
-    @app.timer(interval=settings.flush_interval)
+    @app.task
     async def commit() -> None:
-        await worker.flush()
+        await worker.run_commits()
 
     @app.timer(interval=STATS_INTERVAL)
     async def report() -> None:

@@ -156,11 +156,18 @@ class PartitionProcessor:
             out.snapshot = self.snapshot()
         return out
 
-    def updates(self) -> dict[str, dict[str, Any]]:
-        """Counters of the scopes whose values changed since the last call."""
+    def updates(self, now: float = 0.0, min_gap: float = 0.0) -> dict[str, dict[str, Any]]:
+        """Counters of the scopes whose values changed since they were last
+        handed over; a scope handed over less than ``min_gap`` s before ``now``
+        (a monotonic clock) waits for a later call (``ScopeWindows.take_dirty``)."""
         self._collect()
         keys = self.scopes.keys
-        return {keys[s]: self.windows.counters(s) for s in self.windows.take_dirty().tolist()}
+        dirty = self.windows.take_dirty(now, min_gap).tolist()
+        return {keys[s]: self.windows.counters(s) for s in dirty}
+
+    def updates_waiting(self) -> bool:
+        """Whether some scope changed and was held back by ``min_gap``."""
+        return bool(self.windows.dirty[: len(self.scopes)].any())
 
     def all_counters(self) -> dict[str, dict[str, Any]]:
         self._collect()

@@ -73,6 +73,8 @@ class ScopeWindows:
         self.ring = np.zeros((n, RING, NF), dtype=np.int64)
         self.ring_hour = np.full(RING, -1, dtype=np.int64)
         self.dirty = np.zeros(n, dtype=bool)
+        # when each scope was last taken as dirty (the caller's clock)
+        self.sent_at = np.full(n, -np.inf)
         # level changes of 1-minute-series scopes not yet sampled: scope, minute, change
         self._level_log: list[tuple[npt.NDArray[np.int32], IntArray, IntArray]] = []
         # flows dated after today (clock skew), applied when their day comes
@@ -110,6 +112,9 @@ class ScopeWindows:
         self.levels, self.today, self.month = grow(self.levels), grow(self.today), grow(self.month)
         self.ytd, self.ring = grow(self.ytd), grow(self.ring)
         self.dirty = grow(self.dirty)
+        sent_at = np.full(size, -np.inf)
+        sent_at[: len(self.sent_at)] = self.sent_at
+        self.sent_at = sent_at
 
     # -- applying changes --------------------------------------------------------
 
@@ -226,10 +231,17 @@ class ScopeWindows:
         s = scope[last]
         return minute[last], s.astype(np.int32), base[s] + running[last]
 
-    def take_dirty(self) -> npt.NDArray[np.intp]:
+    def take_dirty(self, now: float = 0.0, min_gap: float = 0.0) -> npt.NDArray[np.intp]:
+        """Scopes changed since they were last taken. With ``min_gap``, a
+        scope taken less than ``min_gap`` before ``now`` stays dirty for a
+        later call: a busy scope is taken at most once per gap, and the first
+        change after a quiet spell at once."""
         self._grow()
-        scopes = np.nonzero(self.dirty[: len(self.scopes)])[0]
-        self.dirty[:] = False
+        n = len(self.scopes)
+        ready = self.dirty[:n] & (now - self.sent_at[:n] >= min_gap)
+        scopes = np.nonzero(ready)[0]
+        self.dirty[scopes] = False
+        self.sent_at[scopes] = now
         return scopes
 
     def take_flows(self) -> tuple[Cells, Cells]:

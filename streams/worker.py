@@ -12,6 +12,7 @@ merging facts idempotently is what makes redelivery harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -140,7 +141,8 @@ class ProcedureWorker:
         self._publish_updates = publish_updates
         self._publish_alerts = publish_alerts
         self._lock = asyncio.Lock()
-        self._last_emit = 0.0
+        # set when events are applied: the commit loop commits them at once
+        self._applied = asyncio.Event()
         self.event_ids = event_ids
         self.health = health or WriterHealth()
         self.metrics = metrics or WorkerMetrics()
@@ -243,21 +245,35 @@ class ProcedureWorker:
                 slot.processor.apply(events, self.clock.now())
         slot.acks.append((stream, event))
         slot.pending_events += len(events)
+        self._applied.set()
         if slot.pending_events >= MAX_PENDING_EVENTS:
             await self.flush({part})
+
+    async def run_commits(self) -> None:
+        """Commit as soon as events are applied; events applied during a
+        commit go into the next one (group commit, so a busy stream makes
+        fewer, larger commits). Between events, commit every
+        ``IOC_FLUSH_INTERVAL`` s for the time that passes (SLA transitions),
+        and as soon as a KPI update held back by its rate limit is due."""
+        gap = 1 / self.settings.kpi_updates_per_second
+        while True:
+            held = any(s.processor.updates_waiting() for s in self.partitions.values())
+            wait = min(gap, self.settings.flush_interval) if held else self.settings.flush_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._applied.wait(), wait)
+            self._applied.clear()
+            await self.flush()
 
     async def flush(self, parts: set[int] | None = None) -> None:
         """Commit what the processors hold, in one transaction, then ack and
         publish."""
         async with self._lock:
-            emit = time.monotonic() - self._last_emit >= 1 / self.settings.kpi_updates_per_second
-            if emit:
-                self._last_emit = time.monotonic()
+            now = time.monotonic()
             batch = []
             for part in sorted(self.partitions if parts is None else parts):
                 slot = self.partitions.get(part)
                 if slot is not None:
-                    batch.append((part, slot, *self._drain(slot, emit)))
+                    batch.append((part, slot, *self._drain(slot, now)))
             batch = [b for b in batch if b[3] or b[4] or _has_rows(b[2])]
             if not batch:
                 return
@@ -287,13 +303,14 @@ class ProcedureWorker:
                     await self._publish_alerts(message)
 
     def _drain(
-        self, slot: Partition, emit: bool
+        self, slot: Partition, now: float
     ) -> tuple[Drained, dict[str, str], list[tuple[StreamT[Any], EventT[Any]]]]:
         proc = slot.processor
         if not self.event_time:
             proc.move(self.clock.now())
         # each scope's counters encoded once: for kpi_latest and for Kafka
-        updates = {k: orjson.dumps(v).decode() for k, v in proc.updates().items()} if emit else {}
+        gap = 1 / self.settings.kpi_updates_per_second
+        updates = {k: orjson.dumps(v).decode() for k, v in proc.updates(now, gap).items()}
         snapshot = time.monotonic() - slot.last_snapshot >= self.settings.snapshot_interval
         drained = proc.drain(snapshot=snapshot)
         acks, slot.acks = slot.acks, []

@@ -118,3 +118,16 @@ def test_level_samples_give_each_minutes_end_state() -> None:
     # centres and procedures are not kept at minute resolution
     assert scopes.get("centre:hcc-00166") not in scope.tolist()
     assert len(w.take_level_samples()[0]) == 0
+
+
+def test_a_busy_scope_is_taken_at_most_once_per_gap_a_quiet_one_at_once() -> None:
+    w, scopes, combo = setup("2026-03-16 08:00")
+    w.apply(received_at(combo, "2026-03-16 09:00"))
+    province = scopes.province
+    first = w.take_dirty(now=100.0, min_gap=0.5).tolist()
+    assert province in first  # the first change after a quiet spell: at once
+    w.apply(received_at(combo, "2026-03-16 09:01"))
+    assert province not in w.take_dirty(now=100.2, min_gap=0.5).tolist()  # held back
+    assert w.dirty[province]  # and kept for later
+    assert province in w.take_dirty(now=100.5, min_gap=0.5).tolist()
+    assert w.take_dirty(now=200.0, min_gap=0.5).tolist() == []  # nothing changed since
