@@ -76,7 +76,8 @@ class Auth:
             role: HTTPBearer(
                 auto_error=False,
                 scheme_name=f"{role}Token",
-                description=f"IOC_{role.upper()}_TOKEN as a bearer token",
+                description=f"IOC_{role.upper()}_TOKEN as a bearer token"
+                + (" (IOC_OPERATOR_TOKEN reads too)" if role is Role.READ else ""),
             )
             for role in Role
         }

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from ioc.calendar import WorkingCalendar
 from ioc.clock import to_iso
@@ -40,6 +40,25 @@ from streams.sources.http_ingest import problem_responses
 from ui_feed.queries import BUCKETS, MAX_BUCKETS, Reads
 
 log = logging.getLogger(__name__)
+
+# Parameters as OpenAPI shows them, with examples (the checks are below).
+SCOPE = Query(
+    "province",
+    description="province, or commune:<code>, agency:<id>, centre:<id>, procedure:<code>, "
+    "field:<id>, group:<id>",
+    examples=["commune:00166"],
+)
+WINDOW = f"one of {', '.join(WINDOWS)}"
+INSTANT = f"ISO 8601 with a UTC offset (-12:00..+14:00), in the years {MIN_YEAR}–{MAX_YEAR}"
+EXAMPLE_INSTANT = "2026-03-16T09:00:00+07:00"
+
+
+def date_time(schema: dict[str, Any]) -> None:
+    """An optional instant in OpenAPI: a date-time string (checked by
+    ``parse_time``, not by FastAPI)."""
+    schema.pop("anyOf", None)
+    schema.update(type="string", format="date-time")
+
 
 TIME_FIELDS = ("at", "received", "clock_start", "due", "finished", "new_due")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -140,7 +159,10 @@ def rest_router(
         return found
 
     @router.get("/kpis", responses=found_errors)
-    async def kpis(scope: str = "province", window: str | None = None) -> dict[str, Any]:
+    async def kpis(
+        scope: str = SCOPE,
+        window: str | None = Query(None, description=f"{WINDOW}; all four if omitted"),
+    ) -> dict[str, Any]:
         """The KPIs of a scope, for one window or all four."""
         windows = parse_window(window)
         key = parse_scope(scope)
@@ -155,10 +177,22 @@ def rest_router(
 
     @router.get("/kpis/series", responses=errors)
     async def series(
-        scope: str = "province",
-        bucket: str = "1h",
-        start: str | None = Query(None, alias="from"),
-        end: str | None = Query(None, alias="to"),
+        scope: str = SCOPE,
+        bucket: str = Query("1h", description=f"one of {', '.join(BUCKETS)}"),
+        start: str | None = Query(
+            None,
+            alias="from",
+            description=f"{INSTANT}; default: 24 h before `to`",
+            examples=[EXAMPLE_INSTANT],
+            json_schema_extra=date_time,
+        ),
+        end: str | None = Query(
+            None,
+            alias="to",
+            description=f"{INSTANT}; default: the pipeline's time",
+            examples=["2026-03-16T17:00:00+07:00"],
+            json_schema_extra=date_time,
+        ),
     ) -> dict[str, Any]:
         """The KPIs of a scope per bucket of [from, to)."""
         key = parse_scope(scope)
@@ -194,7 +228,9 @@ def rest_router(
         }
 
     @router.get("/scorecard", responses=found_errors)
-    async def scorecard_view(scope: str = "province", window: str = "month") -> dict[str, Any]:
+    async def scorecard_view(
+        scope: str = SCOPE, window: str = Query("month", description=WINDOW)
+    ) -> dict[str, Any]:
         """The 766 points that dossier events determine, for one unit and window."""
         (w,) = parse_window(window)
         key = parse_scope(scope)
@@ -210,7 +246,15 @@ def rest_router(
         }
 
     @router.get("/dossiers/{dossier_id}", responses=found_errors)
-    async def dossier(dossier_id: str, at: str | None = None) -> dict[str, Any]:
+    async def dossier(
+        dossier_id: str = Path(examples=["000.00.24.H22-260316-0001"]),
+        at: str | None = Query(
+            None,
+            description=f"{INSTANT}; default: the pipeline's time",
+            examples=[EXAMPLE_INSTANT],
+            json_schema_extra=date_time,
+        ),
+    ) -> dict[str, Any]:
         """One dossier's state at ``at`` (default: the pipeline's time)."""
         when = parse_time(at, "at")
         if when is None:

@@ -31,6 +31,7 @@ from functools import partial
 from typing import Any
 
 import anyio
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
@@ -104,7 +105,7 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-def _request_body(schema: dict[str, Any]) -> dict[str, Any]:
+def _request_body(schema: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
     event = {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
     return {
         "requestBody": {
@@ -112,6 +113,7 @@ def _request_body(schema: dict[str, Any]) -> dict[str, Any]:
             "content": {
                 JSON_TYPE: {
                     "schema": {"oneOf": [event, {"type": "array", "items": event}]},
+                    "example": [example],
                 },
                 NDJSON_TYPES[0]: {
                     "schema": {
@@ -119,10 +121,38 @@ def _request_body(schema: dict[str, Any]) -> dict[str, Any]:
                         "description": "one event per line (also application/ndjson, "
                         "application/jsonl)",
                     },
+                    "example": orjson.dumps(example).decode() + "\n",
                 },
             },
         }
     }
+
+
+PROCEDURE_EXAMPLE = {
+    "schema": 1,
+    "event_id": "7f0c-0001",
+    "type": "received",
+    "dossier_id": "000.00.24.H22-260316-0001",
+    "ts": "2026-03-16T09:00:00+07:00",
+    "province": "01",
+    "commune": "00166",
+    "centre": "hcc-00166",
+    "agency": "ubnd-00166",
+    "procedure_code": "1.000001",
+    "field": "ho-tich",
+    "channel": "online",
+    "allotted_working_hours": 8,
+    "fee_required": False,
+}
+SENSOR_EXAMPLE = {
+    "schema": 1,
+    "event_id": "aq-0007-20260316T0900",
+    "sensor_id": "aq-0007",
+    "area": "00166",
+    "kind": "air_quality",
+    "ts": "2026-03-16T09:00:00+07:00",
+    "values": {"pm25": 35.2, "pm10": 51},
+}
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -257,7 +287,7 @@ def ingest_router(
         status_code=202,
         response_model=IngestAnswer,
         responses=_RESPONSES,
-        openapi_extra=_request_body(procedure_event_schema()),
+        openapi_extra=_request_body(procedure_event_schema(), PROCEDURE_EXAMPLE),
     )
     async def procedure_events(request: Request) -> JSONResponse:
         """Procedure events: one, an array, or NDJSON (``ioc.procedure-events``)."""
@@ -274,7 +304,7 @@ def ingest_router(
         status_code=202,
         response_model=IngestAnswer,
         responses=_RESPONSES,
-        openapi_extra=_request_body(sensor_reading_schema()),
+        openapi_extra=_request_body(sensor_reading_schema(), SENSOR_EXAMPLE),
     )
     async def sensor_readings(request: Request) -> JSONResponse:
         """Sensor readings: one, an array, or NDJSON (``ioc.sensor-readings``)."""

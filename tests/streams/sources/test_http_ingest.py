@@ -362,3 +362,14 @@ def test_the_ingest_token_is_not_taken_from_the_query_string() -> None:
     http, _ = client(RecordingBus(), ingest_token="s3cret-s3cret-s3cret")
     r = http.post(URL + "?token=s3cret-s3cret-s3cret", json=received(1))
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_openapi_examples_are_accepted() -> None:
+    bus = RecordingBus()
+    http, _ = client(bus)
+    for route, example in [
+        (URL, http_ingest.PROCEDURE_EXAMPLE),
+        ("/api/v1/sensor-readings", http_ingest.SENSOR_EXAMPLE),
+    ]:
+        r = http.post(route, json=[example])
+        assert r.status_code == 202 and r.json()["rejected"] == 0, r.text
