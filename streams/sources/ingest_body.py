@@ -11,7 +11,7 @@ An item that cannot be re-encoded on one line, or nests deeper than
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,8 +82,11 @@ def _not_json(data: bytes, exc: orjson.JSONDecodeError) -> Refused:
     return Refused(f"not JSON: {exc}", "not_json")
 
 
-def split_body(body: bytes, ndjson: bool) -> list[Item] | str:
-    """The items of a body, or an error text for the body as a whole."""
+def split_body(body: bytes, ndjson: bool) -> Iterator[Item] | str:
+    """The items of a body, one at a time, or an error text for the body as
+    a whole. Lines are cut one at a time, not into a list: a body of
+    millions of lines would hold the GIL while splitting and fill the heap
+    (and the garbage collector's pauses) with objects at once."""
     body = body.removeprefix(UTF8_BOM)  # some Windows clients write one
     if not body.strip():
         return "empty body"
@@ -94,25 +97,29 @@ def split_body(body: bytes, ndjson: bool) -> list[Item] | str:
         except orjson.JSONDecodeError as exc:
             if b"\n" not in body.strip():
                 return f"body is {_not_json(body, exc).reason}"
-            ndjson = True  # several lines: try them as NDJSON
         else:
-            if isinstance(value, list):
-                return [_one_line(item) for item in value]
-            return [_one_line(value)]
-    items: list[Item] = []
-    for line in body.split(b"\n"):
-        line = line.strip()
+            values = value if isinstance(value, list) else [value]
+            return (_one_line(v) for v in values)
+        # several lines that are not one JSON value: try them as NDJSON
+    return _lines(body)
+
+
+def _lines(body: bytes) -> Iterator[Item]:
+    start, end = 0, len(body)
+    while start < end:
+        stop = body.find(b"\n", start)
+        if stop < 0:
+            stop = end
+        line = body[start:stop].strip()
+        start = stop + 1
         if not line:
             continue
         try:
             value = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            items.append(_not_json(line, exc))
+            yield _not_json(line, exc)
             continue
-        items.append(
-            Refused(TOO_DEEP, "too_deep") if nesting(value) > MAX_NESTING else (value, line)
-        )
-    return items
+        yield Refused(TOO_DEEP, "too_deep") if nesting(value) > MAX_NESTING else (value, line)
 
 
 @dataclass(slots=True)
