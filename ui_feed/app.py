@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import psycopg
 from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.openapi.utils import get_openapi
@@ -40,7 +41,7 @@ from ui_feed.feed import Feed
 from ui_feed.hub import Hub
 from ui_feed.metrics import api_registry
 from ui_feed.queries import Reads
-from ui_feed.rest import rest_router
+from ui_feed.rest import cover_event_years, rest_router
 from ui_feed.server import server_config
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(cover_event_years, calendar)
         pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False)
         await pool.open()
         reads = Reads(pool)
