@@ -5,7 +5,7 @@ Built by ``create_app(settings)`` (no globals, no connection at import);
 each reads the update topics itself and serves its own screens. Every route
 with data behind it takes its token through ``ui_feed.auth``; ``/``,
 ``/healthz``, ``/readyz`` and ``/metrics`` are public. OpenAPI and its pages
-(``/openapi.json``, ``/docs``) are served in development only.
+(``/openapi.json``, ``/docs``, ``/redoc``) are served in development only.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     clock = build_clock("wall", settings.clock_start, settings.clock_speed, settings.clock_anchor)
     # seqs above the start time in ms: a resume from before a restart is
     # never mistaken for "up to date"
-    hub = hub or Hub(clock=clock, seq_base=int(time.time() * 1000))
+    if hub is None:
+        hub = Hub(clock=clock, seq_base=int(time.time() * 1000))
     state: dict[str, Any] = {"producer": None}
     metrics = api_registry(hub, lambda: state.get("feed"))
     stats = IngestStats(metrics)
@@ -129,7 +130,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
         lifespan=lifespan,
         openapi_url="/openapi.json" if development else None,
         docs_url="/docs" if development else None,
-        redoc_url=None,
+        redoc_url="/redoc" if development else None,
     )
     app.state.hub, app.state.calendar = hub, calendar
     app.add_exception_handler(psycopg.OperationalError, database_unavailable)
