@@ -22,7 +22,15 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from ioc.clock import VN_TZ
+from ioc.clock import VN_TZ, to_iso
+from ioc.events import MAX_YEAR, MIN_YEAR
+
+# The years the table may cover: the event years, one before (an event at
+# 2000-01-01T00:00+14:00 is still 1999 in Hà Nội) and two after (the longest
+# allotment, 365 working days, from the last day of MAX_YEAR). A year costs
+# about 6 ms and 50 kB to build; without a bound one far-off instant could
+# make the table grow by centuries.
+FIRST_YEAR, LAST_YEAR = MIN_YEAR - 1, MAX_YEAR + 2
 
 DEFAULT_PERIODS = ((8 * 3600, 12 * 3600), (13 * 3600, 17 * 3600))
 DEFAULT_DAY_HOURS = 8.0
@@ -34,6 +42,19 @@ class CalendarError(ValueError):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
+
+
+class OutsideCalendar(ValueError):
+    """An instant, or a deadline, outside the years the calendar covers."""
+
+    def __init__(self, t: float, what: str = "") -> None:
+        try:
+            when = datetime.fromtimestamp(t, VN_TZ).isoformat()
+        except (OverflowError, ValueError, OSError):
+            when = f"epoch second {t:g}"
+        super().__init__(
+            f"{what or when} is outside the working calendar's years {FIRST_YEAR}–{LAST_YEAR}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +117,8 @@ class WorkingCalendar:
         self.entries = {e.day: e for e in entries}
         self.day_seconds = round(day_hours * 3600)
         self._package = package_working_day or vietnam_working_day()
+        if not FIRST_YEAR <= first_year <= last_year <= LAST_YEAR:
+            raise ValueError(f"the table's years must lie within {FIRST_YEAR}–{LAST_YEAR}")
         self._build(first_year, last_year)
 
     # -- the period table ---------------------------------------------------
@@ -123,9 +146,26 @@ class WorkingCalendar:
         self._hi = datetime(last_year + 1, 1, 1, tzinfo=VN_TZ).timestamp()
 
     def _cover(self, t: float) -> None:
-        if t < self._lo or t >= self._hi:
-            year = datetime.fromtimestamp(t, VN_TZ).year
-            self._build(min(self._first_year, year - 1), max(self._last_year, year + 1))
+        if self._lo <= t < self._hi:
+            return
+        if not _LIMIT_LO <= t < _LIMIT_HI:
+            raise OutsideCalendar(t)
+        year = datetime.fromtimestamp(t, VN_TZ).year
+        self._build(
+            max(FIRST_YEAR, min(self._first_year, year - 1)),
+            min(LAST_YEAR, max(self._last_year, year + 1)),
+        )
+
+    def _extend(self, t: float, what: str) -> None:
+        """Ten more years at the end, for an answer beyond the table."""
+        if self._last_year >= LAST_YEAR:
+            raise OutsideCalendar(t, what)
+        self._build(self._first_year, min(LAST_YEAR, self._last_year + 10))
+
+    @property
+    def years(self) -> tuple[int, int]:
+        """The first and last year the table covers now."""
+        return self._first_year, self._last_year
 
     def schedule_for(self, d: date) -> Schedule:
         for s in self.schedules:
@@ -173,7 +213,7 @@ class WorkingCalendar:
             try:
                 return self._at(target)
             except OverflowError:
-                self._build(self._first_year, self._last_year + 10)
+                self._extend(t, f"the end of {seconds:g} working seconds after {to_iso(t)}")
 
     def add_days(self, t: float, days: float) -> float:
         return self.add(t, days * self.day_seconds)
@@ -193,7 +233,7 @@ class WorkingCalendar:
         if i >= 0 and t < self._ends[i]:
             return t
         if i + 1 >= len(self._starts):
-            self._build(self._first_year, self._last_year + 10)
+            self._extend(t, f"the next working instant after {to_iso(t)}")
             return self.next_working_instant(t)
         return self._starts[i + 1]
 
@@ -213,6 +253,10 @@ class WorkingCalendar:
             if self.is_working_day(local.date()) and since_midnight > cutoff_seconds:
                 return self.next_working_day_start(received)
         return self.next_working_instant(received)
+
+
+_LIMIT_LO = datetime(FIRST_YEAR, 1, 1, tzinfo=VN_TZ).timestamp()
+_LIMIT_HI = datetime(LAST_YEAR + 1, 1, 1, tzinfo=VN_TZ).timestamp()
 
 
 # -- loading ----------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,12 @@ class Settings(BaseSettings):
     ingest_max_bytes: int = Field(5_000_000, ge=1_000)
     # Screens read with this token when set.
     read_token: str = ""
+    # Operators' consoles: acknowledging alerts (and reading); unset, those
+    # actions are refused in production.
+    operator_token: str = ""
+    # Browser origins allowed to open the websocket, comma-separated
+    # (``scheme://host[:port]``, or ``*``); empty: ``base_url``. Read as ``origins``.
+    allowed_origins: str = ""
 
     # The injected clock: "wall" follows real time (optionally started at
     # ``clock_start`` and run ``clock_speed`` times faster; 0 stops it at
@@ -100,6 +107,24 @@ class Settings(BaseSettings):
             )
         return ",".join(dict.fromkeys(kinds))
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        bad = [v for v in items if v != "*" and origin_of(v) is None]
+        if bad:
+            raise ValueError(
+                f"not an origin: {', '.join(bad)} (expected scheme://host[:port], or *)"
+            )
+        return ",".join(dict.fromkeys("*" if v == "*" else origin_of(v) or "" for v in items))
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The allowed browser origins, normalised; ``("*",)`` for any."""
+        if self.allowed_origins:
+            return tuple(self.allowed_origins.split(","))
+        return (origin_of(self.base_url) or self.base_url,)
+
     @property
     def minute_kinds(self) -> tuple[str, ...]:
         """The scope kinds of ``minute_series``, parsed once here."""
@@ -114,6 +139,19 @@ class Settings(BaseSettings):
         # screens need a read-only token (DESIGN, "Live feed"): no open reads in production
         if self.env == "production" and len(self.read_token) < 16:
             raise ValueError("IOC_READ_TOKEN must be set, 16+ characters, when IOC_ENV=production")
+        if self.env == "production" and 0 < len(self.operator_token) < 16:
+            raise ValueError("IOC_OPERATOR_TOKEN must be at least 16 characters in production")
+        # one token per role: a screen's token must not let it post events or acknowledge alerts
+        tokens = {
+            "IOC_INGEST_TOKEN": self.ingest_token,
+            "IOC_READ_TOKEN": self.read_token,
+            "IOC_OPERATOR_TOKEN": self.operator_token,
+        }
+        seen: dict[str, str] = {}
+        for name, token in tokens.items():
+            if token and token in seen:
+                raise ValueError(f"{name} must differ from {seen[token]}")
+            seen.setdefault(token, name)
         return self
 
     @property
@@ -127,3 +165,20 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::") else self.api_host  # noqa: S104
         return f"http://{host}:{self.api_port}"
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, lower-case, without a
+    default port; None when it is not one (a path is allowed and dropped)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"

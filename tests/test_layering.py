@@ -26,8 +26,11 @@ ADAPTERS = {
     "streams/sources/http_ingest.py",
     "streams/sources/mqtt_bridge.py",
     "ui_feed/app.py",
+    "ui_feed/auth.py",
     "ui_feed/feed.py",
     "ui_feed/queries.py",
+    "ui_feed/rest.py",
+    "ui_feed/server.py",
     "simulators/replay.py",
     "simulators/sensors.py",
 }

@@ -2,104 +2,76 @@
 
 Built by ``create_app(settings)`` (no globals, no connection at import);
 ``run_api`` serves it with uvicorn. Several instances can run side by side:
-each reads the update topics itself and serves its own screens.
+each reads the update topics itself and serves its own screens. Every route
+with data behind it takes its token through ``ui_feed.auth``; ``/``,
+``/healthz``, ``/readyz`` and ``/metrics`` are public. OpenAPI and its pages
+(``/openapi.json``, ``/docs``, ``/redoc``) are served in development only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+import anyio
+import psycopg
+from fastapi import Depends, FastAPI, Request, WebSocket
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from psycopg_pool import AsyncConnectionPool
+from prometheus_client.exposition import choose_encoder
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from pydantic import BaseModel
 
-from ioc.calendar import WorkingCalendar, load_calendar
-from ioc.clock import build_clock, parse_instant, to_iso
-from ioc.events import DecodeError, decode_procedure_event
-from ioc.feed import kpi_view
-from ioc.kpis import WINDOWS, derive
-from ioc.registry import SCOPE_KINDS, Registry, load_registry
+from ioc.calendar import load_calendar
+from ioc.clock import build_clock
+from ioc.registry import load_registry
 from ioc.scorecard import load_scorecard
 from ioc.settings import Settings
 from ioc.topics import Topics
-from streams.dossiers import Deltas, DossierStore
 from streams.health import pipeline_problems
 from streams.kafka import Producer, ensure_topics, topic_layout
-from streams.scopes import ScopeIndex
 from streams.sinks.heartbeats import read_heartbeats
 from streams.sources.http_ingest import IngestStats, ingest_router
+from ui_feed.auth import Auth, Role
 from ui_feed.feed import Feed
 from ui_feed.hub import Hub
-from ui_feed.queries import BUCKETS, MAX_BUCKETS, Reads
+from ui_feed.metrics import api_registry
+from ui_feed.queries import Reads
+from ui_feed.rest import cover_event_years, rest_router
+from ui_feed.server import server_config
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-TIME_FIELDS = ("at", "received", "clock_start", "due", "finished", "new_due")
 
 
-def parse_scope(scope: str) -> str:
-    kind, _, key = scope.partition(":")
-    if kind not in SCOPE_KINDS or (kind == "province") != (key == ""):
-        raise HTTPException(
-            400,
-            "scope must be province, or one of commune:<code>, agency:<id>, centre:<id>, "
-            "procedure:<code>, field:<id>, group:<id>",
-        )
-    return scope
+class Health(BaseModel):
+    status: str
 
 
-def parse_window(window: str | None) -> list[str]:
-    if window is None:
-        return list(WINDOWS)
-    if window not in WINDOWS:
-        raise HTTPException(400, f"window must be one of {', '.join(WINDOWS)}")
-    return [window]
+class Readiness(BaseModel):
+    status: str
+    problems: list[str] = []
 
 
-def parse_time(value: str | None, name: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise HTTPException(400, f"{name} must be ISO 8601 with an offset: {exc}") from None
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A read the database could not answer: 503, retry later (never a 500)."""
+    log.warning("database unavailable for %s: %s", request.url.path, exc)
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        detail = "the database has no IOC schema yet: run `ioc db migrate`"
+    else:
+        detail = "database unavailable; retry later"
+    return JSONResponse({"detail": detail}, status_code=503)
 
 
-def iso_fields(record: dict[str, Any]) -> dict[str, Any]:
-    out = dict(record)
-    for key in TIME_FIELDS:
-        if isinstance(out.get(key), int | float):
-            out[key] = to_iso(out[key])
-    if "paused" in out:
-        out["paused"] = [[to_iso(a), None if b is None else to_iso(b)] for a, b in out["paused"]]
-    return out
-
-
-def describe_dossier(
-    events: list[bytes], registry: Registry, calendar: WorkingCalendar, share: float, at: float
-) -> dict[str, Any] | None:
-    """Fold a dossier's stored events with the worker's own code."""
-    store = DossierStore(calendar, registry, ScopeIndex(registry), share)
-    decoded = [decode_procedure_event(json.loads(raw), raw) for raw in events]
-    for ev in decoded:
-        if not isinstance(ev, DecodeError):
-            store.apply(ev, at, Deltas())
-    if not len(store):
-        return None
-    row = next(iter(store.rows.values()))
-    return store.describe(row, at)
-
-
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
+    """The API of ``settings``; ``hub`` to serve screens from another hub
+    (tests: shorter timeouts)."""
     registry = load_registry(settings.province_file)
     calendar = load_calendar(settings.calendar_file)
     scorecard = load_scorecard(settings.scorecard_file)
@@ -107,12 +79,16 @@ def create_app(settings: Settings) -> FastAPI:
     clock = build_clock("wall", settings.clock_start, settings.clock_speed, settings.clock_anchor)
     # seqs above the start time in ms: a resume from before a restart is
     # never mistaken for "up to date"
-    hub = Hub(clock=clock, seq_base=int(time.time() * 1000))
-    stats = IngestStats()
+    if hub is None:
+        hub = Hub(clock=clock, seq_base=int(time.time() * 1000))
     state: dict[str, Any] = {"producer": None}
+    metrics = api_registry(hub, lambda: state.get("feed"))
+    stats = IngestStats(metrics)
+    auth = Auth(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(cover_event_years, calendar)
         pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False)
         await pool.open()
         reads = Reads(pool)
@@ -139,53 +115,64 @@ def create_app(settings: Settings) -> FastAPI:
             try:
                 await ensure_topics(settings.kafka_bootstrap, layout, attempts=1)
                 producer = Producer(settings.kafka_bootstrap, client_id="ioc-api")
-                await producer.start()
+                try:
+                    await producer.start()
+                except BaseException:
+                    # a shutdown during the start must not leave its sockets open
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(producer.stop())
+                    raise
                 state["producer"] = producer
                 return
             except Exception as exc:
                 log.info("waiting for Kafka at %s (%s)", settings.kafka_bootstrap, exc)
                 await asyncio.sleep(2)
 
+    development = settings.env == "development"
     app = FastAPI(
         title="IOC backend",
         version="0.1.0",
-        description="Ingest, KPIs and live feed of a provincial Intelligent Operations Centre.",
+        description="Ingest, KPIs and live feed of a provincial Intelligent Operations Centre. "
+        "The live feed is the websocket `GET /ws` (docs/interfaces.md).",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if development else None,
+        docs_url="/docs" if development else None,
+        redoc_url="/redoc" if development else None,
     )
-    app.include_router(ingest_router(settings, lambda: state["producer"], stats))
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.hub, app.state.calendar = hub, calendar
+    app.add_exception_handler(psycopg.OperationalError, database_unavailable)
+    app.add_exception_handler(PoolTimeout, database_unavailable)
+    app.add_exception_handler(psycopg.errors.UndefinedTable, database_unavailable)
+    app.include_router(
+        ingest_router(settings, lambda: state["producer"], stats, auth.require(Role.INGEST))
+    )
 
     def reads() -> Reads:
         return state["reads"]  # type: ignore[no-any-return]
-
-    def read_token_ok(request: Request | WebSocket) -> bool:
-        if not settings.read_token:
-            return True
-        header = request.headers.get("authorization", "")
-        bearer = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
-        return settings.read_token in (request.query_params.get("token"), bearer)
-
-    def check_read_token(request: Request) -> None:
-        if not read_token_ok(request):
-            raise HTTPException(401, "missing or wrong read token")
 
     async def now() -> float:
         """The pipeline's time: the workers' clock, or this process's."""
         worker_clock = await reads().pipeline_clock()
         return worker_clock if worker_clock is not None else clock.now()
 
+    app.include_router(
+        rest_router(settings, registry, calendar, scorecard, reads, now, auth.require(Role.READ))
+    )
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
     @app.get("/", include_in_schema=False)
     async def wall() -> FileResponse:
         return FileResponse(STATIC / "wall.html")
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Health:
+        """200 while the API process runs."""
+        return Health(status="ok")
 
-    @app.get("/readyz")
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
     async def readyz() -> JSONResponse:
-        """Ready when the database and the broker answer and the workers
-        are moving (``streams.health.pipeline_problems``)."""
+        """200 when the database and the broker answer and the workers are
+        moving; 503 with the reasons otherwise (``streams.health``)."""
         problems = []
         try:
             await reads().ping()
@@ -208,135 +195,46 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", response_class=PlainTextResponse)
-    async def metrics() -> str:
-        feed = state.get("feed")
-        lines = []
-        for kind, n in stats.accepted.items():
-            lines.append(f'ioc_ingest_accepted_total{{kind="{kind}"}} {n}')
-        for kind, n in stats.rejected.items():
-            lines.append(f'ioc_ingest_rejected_total{{kind="{kind}"}} {n}')
-        lines.append(f"ioc_ingest_unavailable_total {stats.unavailable}")
-        for key, value in hub.stats().items():
-            if isinstance(value, int | float):
-                lines.append(f"ioc_ws_{key} {value}")
-        if feed is not None:
-            lines.append(f"ioc_feed_messages_total {feed.messages}")
-            lines.append(f"ioc_feed_connected {int(feed.connected)}")
-        return "\n".join(lines) + "\n"
+    text = {"schema": {"type": "string"}}
 
-    @app.get("/api/v1/kpis")
-    async def kpis(
-        request: Request, scope: str = "province", window: str | None = None
-    ) -> dict[str, Any]:
-        check_read_token(request)
-        windows = parse_window(window)
-        key = parse_scope(scope)
-        found = (await reads().latest(key)).get(key)
-        if found is None:
-            raise HTTPException(404, f"no KPIs for {key} yet")
-        at, counters = found
-        view = kpi_view(key, registry.label(key), counters, at)
-        return {
-            "scope": key,
-            "label": view["label"],
-            "at": to_iso(at),
-            "windows": {w: view["windows"][w] for w in windows},
-        }
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": text, "application/openmetrics-text": text}}},
+    )
+    async def metrics_text(request: Request) -> Response:
+        """Prometheus text (OpenMetrics when asked): ingest, websocket, live
+        feed and process figures."""
+        encode, media_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(metrics), headers={"content-type": media_type})
 
-    minute_kinds = set(settings.minute_kinds)
-
-    @app.get("/api/v1/kpis/series")
-    async def series(
-        request: Request,
-        scope: str = "province",
-        bucket: str = "1h",
-        start: str | None = Query(None, alias="from"),
-        end: str | None = Query(None, alias="to"),
-    ) -> dict[str, Any]:
-        check_read_token(request)
-        key = parse_scope(scope)
-        kind = key.partition(":")[0]
-        if kind not in minute_kinds:
-            raise HTTPException(
-                400,
-                f"no time series is kept for {kind} scopes: add {kind!r} to "
-                f"IOC_MINUTE_SERIES (now {settings.minute_series!r}) and recompute",
-            )
-        if bucket not in BUCKETS:
-            raise HTTPException(400, f"bucket must be one of {', '.join(BUCKETS)}")
-        size = BUCKETS[bucket]
-        t_end = parse_time(end, "to") or await now()
-        t_start = parse_time(start, "from") or t_end - 24 * 3600
-        if t_start >= t_end:
-            raise HTTPException(400, "from must be before to")
-        if (t_end - t_start) / size > MAX_BUCKETS:
-            raise HTTPException(400, f"at most {MAX_BUCKETS} buckets; widen the bucket")
-        rows = await reads().series(key, size, t_start, t_end)
-        return {
-            "scope": key,
-            "label": registry.label(key),
-            "bucket": bucket,
-            "points": [
-                {"at": to_iso(t), "kpis": derive(flows, levels, size / 3600)}
-                for t, flows, levels in rows
-            ],
-        }
-
-    @app.get("/api/v1/scorecard")
-    async def scorecard_view(
-        request: Request, scope: str = "province", window: str = "month"
-    ) -> dict[str, Any]:
-        """The 766 points that dossier events determine, for one unit and window."""
-        check_read_token(request)
-        (w,) = parse_window(window)
-        key = parse_scope(scope)
-        found = (await reads().latest(key)).get(key)
-        if found is None:
-            raise HTTPException(404, f"no KPIs for {key} yet")
-        at, counters = found
-        kpis = kpi_view(key, registry.label(key), counters, at)["windows"][w]
-        return {
-            "scope": key,
-            "label": registry.label(key),
-            "window": w,
-            "at": to_iso(at),
-            "index": "Decision 766/QĐ-TTg service index (the part dossier events determine)",
-            **scorecard.score(kpis),
-        }
-
-    @app.get("/api/v1/dossiers/{dossier_id}")
-    async def dossier(request: Request, dossier_id: str, at: str | None = None) -> dict[str, Any]:
-        check_read_token(request)
-        when = parse_time(at, "at") or await now()
-        events = await reads().dossier_events(dossier_id)
-        described = describe_dossier(events, registry, calendar, settings.at_risk_share, when)
-        if described is None:
-            raise HTTPException(404, f"no dossier {dossier_id!r}")
-        return iso_fields(described)
-
-    @app.websocket("/ws")
+    @app.websocket("/ws", dependencies=[Depends(auth.websocket_reader())])
     async def ws(websocket: WebSocket) -> None:
         await websocket.accept()
-        # accepted first, so the screen sees the reason rather than a refused handshake
-        if not read_token_ok(websocket):
-            await websocket.close(code=1008, reason="missing or wrong read token")
-            return
         await hub.serve(websocket)
 
+    def openapi() -> dict[str, Any]:
+        # FastAPI declares a 422 for parameters it validates; these routes
+        # validate their own and answer 400, so the 422 would be a false promise
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    auto = operation.get("responses", {}).get("422", {})
+                    if "HTTPValidationError" in str(auto):
+                        del operation["responses"]["422"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
-
-
-def redact_tokens(record: logging.LogRecord) -> bool:
-    """Keep the read token a wall page sends as ``?token=`` out of the access log."""
-    if isinstance(record.args, tuple):
-        record.args = tuple(
-            _TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
-        )
-    return True
 
 
 def run_api(settings: Settings) -> None:
@@ -349,12 +247,4 @@ def run_api(settings: Settings) -> None:
     # the process normally (exit 0) instead of by the signal.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    logging.getLogger("uvicorn.access").addFilter(redact_tokens)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level=settings.log_level.lower(),
-        ws="websockets-sansio",
-        lifespan="on",
-    )
+    uvicorn.Server(server_config(create_app(settings), settings)).run()

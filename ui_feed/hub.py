@@ -39,8 +39,9 @@ lagging screen jumps to the newest numbers instead of replaying stale ones,
 and a burst of KPI updates never counts against the queue. A client whose
 ordered queue overflows, or whose send has not completed within
 ``stall_timeout`` s, is closed with 1013 ("try again later") and counted in
-``dropped_slow`` (when its network buffers are full the close frame may not
-get through, and the browser sees 1006 instead); the page reconnects and
+``dropped_slow``; the close frame goes out behind what the socket already
+holds for it (``ui_feed.server``), and uvicorn's keepalive closes a peer
+that stops answering pings with the same code. The page reconnects and
 resumes. Dropping a slow screen is preferred to buffering alerts for it
 without limit.
 

@@ -1,82 +1,220 @@
 """HTTP ingest: ``POST /api/v1/procedure-events`` and ``/sensor-readings``.
 
-A body is one JSON event, a JSON array of events, or NDJSON. Every item is
-validated on its own; the valid ones go to Kafka grouped by partition (one
-NDJSON envelope per partition, so a batch costs a handful of messages), and
-the answer lists each rejected item's index and reason:
+A body is one JSON event or a JSON array of events (``Content-Type:
+application/json``, or none), or NDJSON, one event per line
+(``application/x-ndjson``, ``application/ndjson``, ``application/jsonl``);
+in UTF-8. Other content types, other charsets and compressed bodies are 415.
+Every item is validated on its own; the valid ones go to Kafka grouped by
+partition (one NDJSON envelope per partition, so a batch costs a handful of
+messages), and the answer names the first ``MAX_REPORTED`` rejected items by
+index and reason:
 
-    202 {"accepted": 998, "rejected": 2, "errors": [{"index": 17, "reason": "..."}]}
+    202 {"accepted": 998, "rejected": 2, "errors": [{"index": 17, "reason": "..."}],
+         "errors_truncated": false}
+
+``rejected`` counts them all; ``errors_truncated`` says the list stops short
+(``streams.sources.ingest_body`` splits and validates the body).
 
 Nothing is accepted unless Kafka acknowledged it: if the broker is down the
 answer is 503 and the client retries the whole batch (event ids make that
 safe). A body where no item is valid is 422; an oversized body 413; a wrong
-or missing token 401.
+or missing token 401 (``authorize``, the app's ingest dependency). Bodies
+over ``INLINE_BYTES`` are split and validated in a worker thread, so a large
+batch does not hold up the event loop (screens, health checks).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
+import anyio
 import orjson
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel
 
-from ioc.events import UTF8_BOM, DecodeError, decode_procedure_event, decode_sensor_reading
+from ioc.events import (
+    decode_procedure_event,
+    decode_sensor_reading,
+    procedure_event_schema,
+    sensor_reading_schema,
+)
 from ioc.settings import Settings
 from ioc.topics import Topics
 from streams.kafka import Producer
+from streams.sources.ingest_body import (
+    JSON_TYPE,
+    NDJSON_TYPES,
+    REASONS,
+    Unsupported,
+    body_format,
+    sort_body,
+)
 
 log = logging.getLogger(__name__)
 
+INLINE_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread
+KINDS = ("procedure", "sensor")
 
-@dataclass
+
+# -- answers (one definition each, also for OpenAPI) ---------------------------
+
+
+class Problem(BaseModel):
+    """An error answer: what was wrong, for a person to read."""
+
+    detail: str
+
+
+class ItemError(BaseModel):
+    index: int
+    reason: str
+
+
+class IngestAnswer(BaseModel):
+    accepted: int
+    rejected: int
+    errors: list[ItemError]
+    errors_truncated: bool
+
+
+_WHEN = {
+    400: "Bad request: the reason is in `detail`",
+    401: "Missing or wrong token",
+    403: "The role is off: its token is not configured",
+    404: "Not found",
+    413: "Body larger than IOC_INGEST_MAX_BYTES: split the batch",
+    415: "Content type, charset or encoding other than JSON/NDJSON in UTF-8",
+    503: "A server this answer needs (Kafka, PostgreSQL) is unavailable: retry",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error answers with a ``Problem`` body."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        out[code] = {"model": Problem, "description": _WHEN[code]}
+        if code == 401:
+            out[code]["headers"] = {
+                "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}
+            }
+    return out
+
+
+def _request_body(schema: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
+    event = {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON_TYPE: {
+                    "schema": {"oneOf": [event, {"type": "array", "items": event}]},
+                    "example": [example],
+                },
+                NDJSON_TYPES[0]: {
+                    "schema": {
+                        "type": "string",
+                        "description": "one event per line (also application/ndjson, "
+                        "application/jsonl)",
+                    },
+                    "example": orjson.dumps(example).decode() + "\n",
+                },
+            },
+        }
+    }
+
+
+PROCEDURE_EXAMPLE = {
+    "schema": 1,
+    "event_id": "7f0c-0001",
+    "type": "received",
+    "dossier_id": "000.00.24.H22-260316-0001",
+    "ts": "2026-03-16T09:00:00+07:00",
+    "province": "01",
+    "commune": "00166",
+    "centre": "hcc-00166",
+    "agency": "ubnd-00166",
+    "procedure_code": "1.000001",
+    "field": "ho-tich",
+    "channel": "online",
+    "allotted_working_hours": 8,
+    "fee_required": False,
+}
+SENSOR_EXAMPLE = {
+    "schema": 1,
+    "event_id": "aq-0007-20260316T0900",
+    "sensor_id": "aq-0007",
+    "area": "00166",
+    "kind": "air_quality",
+    "ts": "2026-03-16T09:00:00+07:00",
+    "values": {"pm25": 35.2, "pm10": 51},
+}
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "At least one item valid, and Kafka acknowledged every valid item"},
+    **problem_responses(400, 401, 413, 415),
+    422: {
+        "description": "No valid item (the reasons per item), or no item at all (`detail`)",
+        "content": {
+            JSON_TYPE: {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/IngestAnswer"},
+                        {"$ref": "#/components/schemas/Problem"},
+                    ]
+                }
+            }
+        },
+    },
+    **problem_responses(503),
+}
+
+
+# -- metrics -------------------------------------------------------------------
+
+
 class IngestStats:
-    accepted: dict[str, int] = field(default_factory=lambda: {"procedure": 0, "sensor": 0})
-    rejected: dict[str, int] = field(default_factory=lambda: {"procedure": 0, "sensor": 0})
-    unavailable: int = 0
+    """The edge's counters, in the registry of the app that serves it."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.accepted = Counter(
+            "ioc_ingest_accepted", "Items Kafka acknowledged", ["kind"], registry=r
+        )
+        self.rejected = Counter(
+            "ioc_ingest_rejected", "Items refused, by reason class", ["kind", "reason"], registry=r
+        )
+        self.refused = Counter(
+            "ioc_ingest_refused_bodies",
+            "Bodies refused whole (400, 413, 415), by status",
+            ["kind", "status"],
+            registry=r,
+        )
+        self.unavailable = Counter(
+            "ioc_ingest_unavailable",
+            "Batches answered 503: Kafka not connected or not acknowledging",
+            ["kind"],
+            registry=r,
+        )
+        for kind in KINDS:  # every series exists from the start, at 0
+            self.accepted.labels(kind)
+            self.unavailable.labels(kind)
+            for status in ("400", "413", "415"):
+                self.refused.labels(kind, status)
+            for reason in REASONS:
+                self.rejected.labels(kind, reason)
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
 
 
-def split_body(body: bytes, content_type: str) -> list[tuple[Any, bytes]] | str:
-    """(parsed item, its bytes) for each item of a body, or an error text."""
-    body = body.removeprefix(UTF8_BOM)  # some Windows clients write one
-    if not body.strip():
-        return "empty body"
-    ndjson = "ndjson" in content_type or "jsonl" in content_type
-    if not ndjson:
-        try:
-            # orjson, as in the worker: what the edge accepts, the worker can read
-            value = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            if b"\n" not in body.strip():
-                return f"body is not JSON: {exc}"
-            ndjson = True  # several lines: try them as NDJSON
-        else:
-            if isinstance(value, list):
-                return [(item, _dump(item)) for item in value]
-            # re-encoded on one line: the worker splits envelopes on newlines
-            return [(value, _dump(value))]
-    items: list[tuple[Any, bytes]] = []
-    for line in body.split(b"\n"):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            items.append((orjson.loads(line), line))
-        except orjson.JSONDecodeError as exc:
-            items.append((_NotJson(str(exc)), line))
-    return items
-
-
-class _NotJson:
-    def __init__(self, reason: str) -> None:
-        self.reason = f"not JSON: {reason}"
-
-
-def _dump(item: Any) -> bytes:
-    return orjson.dumps(item)
+# -- the routes ------------------------------------------------------------------
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -94,19 +232,14 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 
 def ingest_router(
-    settings: Settings, producer: Callable[[], Producer | None], stats: IngestStats
+    settings: Settings,
+    producer: Callable[[], Producer | None],
+    stats: IngestStats,
+    authorize: Callable[..., Awaitable[None]],
 ) -> APIRouter:
+    """The two ingest routes; ``authorize`` is the ingest-token dependency."""
     topics = Topics(settings.topic_prefix)
-    router = APIRouter(prefix="/api/v1", tags=["ingest"])
-
-    def check_token(request: Request) -> None:
-        if not settings.ingest_token:
-            return
-        header = request.headers.get("authorization", "")
-        if header != f"Bearer {settings.ingest_token}":
-            raise HTTPException(
-                401, "missing or wrong ingest token (Authorization: Bearer <token>)"
-            )
+    router = APIRouter(prefix="/api/v1", tags=["ingest"], dependencies=[Depends(authorize)])
 
     async def ingest(
         request: Request,
@@ -115,40 +248,49 @@ def ingest_router(
         key_of: Callable[[Any], str],
         topic: str,
     ) -> JSONResponse:
-        check_token(request)
-        body = await read_limited(request, settings.ingest_max_bytes)
-        items = split_body(body, request.headers.get("content-type", ""))
-        if isinstance(items, str):
-            raise HTTPException(400, items)
-        if not items:
+        try:
+            try:
+                ndjson = body_format(
+                    request.headers.get("content-type"), request.headers.get("content-encoding")
+                )
+            except Unsupported as exc:
+                raise HTTPException(415, str(exc)) from None
+            body = await read_limited(request, settings.ingest_max_bytes)
+            work = partial(sort_body, body, ndjson, decode, key_of)
+            outcome = await anyio.to_thread.run_sync(work) if len(body) > INLINE_BYTES else work()
+            if isinstance(outcome, str):
+                raise HTTPException(400, outcome)
+        except HTTPException as exc:
+            stats.refused.labels(kind, str(exc.status_code)).inc()
+            raise
+        for why, n in outcome.why.items():
+            stats.rejected.labels(kind, why).inc(n)
+        if not outcome.good and not outcome.rejected:
             raise HTTPException(422, "no events in the body")
-        good: list[tuple[str, bytes]] = []
-        errors: list[dict[str, Any]] = []
-        for index, (obj, raw) in enumerate(items):
-            result = DecodeError(obj.reason, raw) if isinstance(obj, _NotJson) else decode(obj, raw)
-            if isinstance(result, DecodeError):
-                errors.append({"index": index, "reason": result.reason})
-            else:
-                good.append((key_of(result), raw))
-        answer = {"accepted": len(good), "rejected": len(errors), "errors": errors}
-        stats.rejected[kind] += len(errors)
-        if not good:
-            return JSONResponse(answer, status_code=422)
+        if not outcome.good:
+            return JSONResponse(outcome.answer, status_code=422)
         bus = producer()
         if bus is None:
-            stats.unavailable += 1
+            stats.unavailable.labels(kind).inc()
             raise HTTPException(503, "event bus not connected yet; nothing was accepted")
         try:
-            await bus.send_keyed(topic, good)
+            await bus.send_keyed(topic, outcome.good)
         except Exception as exc:
-            stats.unavailable += 1
+            stats.unavailable.labels(kind).inc()
             log.warning("ingest could not reach Kafka: %s", exc)
             raise HTTPException(503, "event bus unavailable; nothing was accepted") from exc
-        stats.accepted[kind] += len(good)
-        return JSONResponse(answer, status_code=202)
+        stats.accepted.labels(kind).inc(len(outcome.good))
+        return JSONResponse(outcome.answer, status_code=202)
 
-    @router.post("/procedure-events", status_code=202)
+    @router.post(
+        "/procedure-events",
+        status_code=202,
+        response_model=IngestAnswer,
+        responses=_RESPONSES,
+        openapi_extra=_request_body(procedure_event_schema(), PROCEDURE_EXAMPLE),
+    )
     async def procedure_events(request: Request) -> JSONResponse:
+        """Procedure events: one, an array, or NDJSON (``ioc.procedure-events``)."""
         return await ingest(
             request,
             "procedure",
@@ -157,8 +299,15 @@ def ingest_router(
             topics.procedure_events,
         )
 
-    @router.post("/sensor-readings", status_code=202)
+    @router.post(
+        "/sensor-readings",
+        status_code=202,
+        response_model=IngestAnswer,
+        responses=_RESPONSES,
+        openapi_extra=_request_body(sensor_reading_schema(), SENSOR_EXAMPLE),
+    )
     async def sensor_readings(request: Request) -> JSONResponse:
+        """Sensor readings: one, an array, or NDJSON (``ioc.sensor-readings``)."""
         return await ingest(
             request,
             "sensor",

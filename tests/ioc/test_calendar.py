@@ -4,7 +4,7 @@ validation of province files, and properties of ``add`` / ``between``."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -13,13 +13,17 @@ from hypothesis import strategies as st
 
 from ioc import calendar as calendar_module
 from ioc.calendar import (
+    FIRST_YEAR,
+    LAST_YEAR,
     CalendarError,
+    OutsideCalendar,
     Schedule,
     WorkingCalendar,
     load_calendar,
     parse_calendar,
 )
 from ioc.clock import VN_TZ
+from ioc.events import MAX_ALLOTTED_DAYS
 
 DATA = Path(calendar_module.__file__).parent / "data"
 HOUR = 3600
@@ -735,3 +739,67 @@ def test_next_working_instant_is_the_earliest_working_instant(t: int) -> None:
     assert CAL.is_working_time(nxt)
     assert CAL.between(t, nxt) == 0
     assert CAL.add(t, 1) == nxt + 1
+
+
+# -- the table's bounds --------------------------------------------------------
+
+
+def weekdays() -> WorkingCalendar:
+    """A calendar of bare weekdays, quick to build over a century."""
+    return WorkingCalendar(
+        package_working_day=lambda d: d.weekday() < 5, first_year=2026, last_year=2026
+    )
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        datetime(7000, 6, 1, tzinfo=VN_TZ).timestamp(),
+        datetime(9999, 12, 31, tzinfo=VN_TZ).timestamp(),
+        datetime(1970, 1, 1, tzinfo=VN_TZ).timestamp(),
+        1e300,
+        float("nan"),
+    ],
+)
+def test_an_instant_outside_the_years_is_refused_and_grows_nothing(instant: float) -> None:
+    cal = weekdays()
+    start = vn("2026-03-16 09:00")
+    for call in (
+        lambda: cal.between(start, instant),
+        lambda: cal.add(instant, HOUR),
+        lambda: cal.is_working_time(instant),
+        lambda: cal.next_working_instant(instant),
+    ):
+        with pytest.raises(OutsideCalendar, match="outside the working calendar's years 1999–2102"):
+            call()
+    assert cal.years == (2026, 2026)
+
+
+def test_a_deadline_beyond_the_last_year_is_refused() -> None:
+    cal = weekdays()
+    with pytest.raises(OutsideCalendar, match="working seconds after 2102-"):
+        cal.add_days(vn("2102-12-30 09:00"), 10)
+    assert cal.years == (2026, LAST_YEAR)
+    with pytest.raises(OutsideCalendar, match="next working instant after 2102-12-31"):
+        cal.next_working_instant(vn("2102-12-31 18:00"))
+
+
+def test_every_event_year_and_the_longest_allotment_fit() -> None:
+    cal = weekdays()
+    # the earliest event instant (still 1999 in Hà Nội) and the last day's longest allotment
+    first = datetime(2000, 1, 1, tzinfo=timezone(timedelta(hours=14))).timestamp()
+    assert cal.next_working_instant(first) == vn("2000-01-03 08:00")
+    due = cal.add_days(vn("2100-12-31 16:00"), MAX_ALLOTTED_DAYS)
+    assert datetime.fromtimestamp(due, VN_TZ).year == 2102
+    assert cal.years == (FIRST_YEAR, LAST_YEAR)
+
+
+def test_an_instant_within_the_years_grows_the_table_to_its_year_only() -> None:
+    cal = weekdays()
+    cal.between(vn("2026-03-16 09:00"), vn("2060-06-01 09:00"))
+    assert cal.years == (2026, 2061)
+
+
+def test_the_table_is_built_within_the_years_only() -> None:
+    with pytest.raises(ValueError, match="1999–2102"):
+        WorkingCalendar(package_working_day=lambda d: True, first_year=1990, last_year=2000)

@@ -52,38 +52,26 @@ def test_health_and_the_wall_page_need_no_token() -> None:
 
 
 def test_a_websocket_without_the_token_is_told_why_it_is_closed() -> None:
-    import threading
-
-    import uvicorn
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    from tests.conftest import free_port, wait_for_port
+    from tests.ui_feed.serving import serving
 
-    port = free_port()
-    app = create_app(Settings(read_token=TOKEN))
-    server = uvicorn.Server(uvicorn.Config(app, port=port, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for_port("127.0.0.1", port)
-        with (
-            connect(f"ws://127.0.0.1:{port}/ws?token=wrong") as ws,
-            pytest.raises(ConnectionClosed) as closed,
-        ):
-            ws.recv(timeout=10)
-        assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 1008
-        assert closed.value.rcvd.reason == "missing or wrong read token"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with (
+        serving(Settings(read_token=TOKEN)) as (base, _),
+        connect(base.replace("http", "ws") + "/ws?token=wrong") as ws,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
+        ws.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+    assert closed.value.rcvd.reason == "missing or wrong read token"
 
 
 def test_the_read_token_is_kept_out_of_the_access_log() -> None:
     import logging
 
-    from ui_feed.app import redact_tokens
+    from ui_feed.auth import redact_tokens
 
     record = logging.LogRecord(
         "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', None, None

@@ -1,20 +1,26 @@
-"""The ingest router's answers: body forms, per-item reasons, token, size
-limit, an unavailable bus. The bus here records what it is given; the
-integration test (tests/test_pipeline.py) posts through a real broker."""
+"""The ingest router's answers: body forms, content types, per-item reasons
+(capped), token, size limit, an unavailable bus, counters. The bus here
+records what it is given; the integration tests (tests/test_pipeline.py,
+tests/ui_feed/test_fuzz.py) post through a real broker."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from ioc.events import decode_procedure_event
 from ioc.settings import Settings
-from streams.sources.http_ingest import IngestStats, ingest_router
+from streams.sources import http_ingest
+from streams.sources.http_ingest import INLINE_BYTES, IngestStats, ingest_router
+from streams.sources.ingest_body import MAX_REPORTED
 from tests.ioc.test_events import event
+from ui_feed.auth import Auth, Role
 
 URL = "/api/v1/procedure-events"
 
@@ -48,8 +54,16 @@ class Client:
 def client(bus: RecordingBus | None, **settings: Any) -> tuple[Client, IngestStats]:
     stats = IngestStats()
     app = FastAPI()
-    app.include_router(ingest_router(Settings(**settings), lambda: bus, stats))
+    s = Settings(**settings)
+    app.include_router(ingest_router(s, lambda: bus, stats, Auth(s).require(Role.INGEST)))
     return Client(app), stats
+
+
+def counted(stats: IngestStats, name: str, **labels: str) -> float:
+    return stats.value(f"ioc_ingest_{name}_total", **labels)
+
+
+NDJSON = {"content-type": "application/x-ndjson"}
 
 
 def received(n: int) -> dict[str, Any]:
@@ -63,11 +77,12 @@ def test_one_object_an_array_and_ndjson_are_accepted() -> None:
     assert http.post(URL, json=[received(2), received(3)]).json()["accepted"] == 2
     lines = "\n".join(json.dumps(received(n)) for n in (4, 5, 6))
     r = http.post(URL, content=lines, headers={"content-type": "application/x-ndjson"})
-    assert r.status_code == 202 and r.json() == {"accepted": 3, "rejected": 0, "errors": []}
+    assert r.status_code == 202
+    assert r.json() == {"accepted": 3, "rejected": 0, "errors": [], "errors_truncated": False}
     keys = [key for topic, items in bus.sent for key, _ in items]
     assert keys == [f"D-{n}" for n in range(1, 7)]
     assert {topic for topic, _ in bus.sent} == {"ioc.procedure-events"}
-    assert stats.accepted["procedure"] == 6
+    assert counted(stats, "accepted", kind="procedure") == 6
 
 
 def test_bad_items_are_named_and_the_good_ones_still_go() -> None:
@@ -81,7 +96,9 @@ def test_bad_items_are_named_and_the_good_ones_still_go() -> None:
     assert [e["index"] for e in answer["errors"]] == [1, 2]
     assert answer["errors"][0]["reason"].startswith("not JSON")
     assert "score" in answer["errors"][1]["reason"]
-    assert stats.rejected["procedure"] == 2 and len(bus.sent) == 1
+    assert counted(stats, "rejected", kind="procedure", reason="not_json") == 1
+    assert counted(stats, "rejected", kind="procedure", reason="invalid") == 1
+    assert len(bus.sent) == 1
 
 
 def test_a_pretty_printed_event_goes_on_as_one_line() -> None:
@@ -156,4 +173,203 @@ def test_nothing_is_accepted_when_the_bus_is_down() -> None:
         http, stats = client(bus)
         r = http.post(URL, json=received(1))
         assert r.status_code == 503 and "nothing was accepted" in r.json()["detail"]
-        assert stats.accepted["procedure"] == 0 and stats.unavailable == 1
+        assert counted(stats, "accepted", kind="procedure") == 0
+        assert counted(stats, "unavailable", kind="procedure") == 1
+
+
+def deep(depth: int) -> str:
+    """An object holding arrays nested ``depth`` levels (JSON text: the
+    standard library's encoder would recurse)."""
+    return '{"schema": 1, "payload": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize("depth", [9, 256, 300, 1000])
+def test_an_array_item_nested_too_deep_is_one_rejected_item(depth: int) -> None:
+    bus = RecordingBus()
+    http, stats = client(bus)
+    body = f"[{json.dumps(received(1))}, {deep(depth)}, {json.dumps(received(2))}]"
+    r = http.post(URL, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 2
+    assert r.json()["errors"] == [
+        {"index": 1, "reason": "event nests arrays or objects deeper than 8 levels"}
+    ]
+    assert [key for _, items in bus.sent for key, _ in items] == ["D-1", "D-2"]
+    assert counted(stats, "rejected", kind="procedure", reason="too_deep") == 1
+
+
+def test_a_deep_ndjson_line_is_rejected_with_its_reason() -> None:
+    bus = RecordingBus()
+    http, _ = client(bus)
+    r = http.post(URL, content=f"{json.dumps(received(1))}\n{deep(1000)}", headers=NDJSON)
+    assert r.status_code == 202
+    assert r.json()["errors"] == [
+        {"index": 1, "reason": "event nests arrays or objects deeper than 8 levels"}
+    ]
+
+
+def test_a_junk_body_names_the_first_errors_and_counts_them_all() -> None:
+    bus = RecordingBus()
+    http, stats = client(bus)
+    body = b"x\n" * 400_000  # 800 kB
+    r = http.post(URL, content=body, headers=NDJSON)
+    assert r.status_code == 422
+    answer = r.json()
+    assert (answer["accepted"], answer["rejected"]) == (0, 400_000)
+    assert [e["index"] for e in answer["errors"]] == list(range(MAX_REPORTED))
+    assert answer["errors_truncated"] is True
+    assert len(r.content) < 20_000
+    assert counted(stats, "rejected", kind="procedure", reason="not_json") == 400_000
+
+
+def test_good_items_after_many_bad_ones_still_go() -> None:
+    bus = RecordingBus()
+    http, _ = client(bus)
+    body = "\n".join(["{}"] * 500 + [json.dumps(received(1))])
+    r = http.post(URL, content=body, headers=NDJSON)
+    assert r.status_code == 202
+    assert (r.json()["accepted"], r.json()["rejected"]) == (1, 500)
+    assert len(r.json()["errors"]) == MAX_REPORTED and r.json()["errors_truncated"]
+
+
+def test_a_large_body_is_validated_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: set[int] = set()
+
+    def spy(obj: Any, raw: bytes) -> Any:
+        threads.add(threading.get_ident())
+        return decode_procedure_event(obj, raw)
+
+    monkeypatch.setattr(http_ingest, "decode_procedure_event", spy)
+    bus = RecordingBus()
+    http, _ = client(bus)
+    small = json.dumps([received(1)])
+    assert http.post(URL, content=small).status_code == 202
+    assert threads == {threading.get_ident()}  # the loop runs in this thread here
+    big = "\n".join(json.dumps(received(n)) for n in range(2000))
+    assert len(big) > INLINE_BYTES
+    r = http.post(URL, content=big, headers=NDJSON)
+    assert r.status_code == 202 and r.json()["accepted"] == 2000
+    assert len(threads) == 2
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+        "application/json; charset=iso-8859-1",
+    ],
+)
+def test_other_content_types_are_415_with_the_reason(content_type: str) -> None:
+    bus = RecordingBus()
+    http, stats = client(bus)
+    r = http.post(URL, content=json.dumps(received(1)), headers={"content-type": content_type})
+    assert r.status_code == 415
+    assert "UTF-8" in r.json()["detail"] or "application/x-ndjson" in r.json()["detail"]
+    assert bus.sent == []
+    assert counted(stats, "refused_bodies", kind="procedure", status="415") == 1
+
+
+def test_a_multipart_upload_is_refused_whole() -> None:
+    bus = RecordingBus()
+    http, _ = client(bus)
+    r = http.post(URL, files={"events": ("events.json", json.dumps(received(1)))})
+    assert r.status_code == 415 and bus.sent == []
+
+
+def test_a_compressed_body_is_415() -> None:
+    http, _ = client(RecordingBus())
+    headers = {"content-type": "application/json", "content-encoding": "gzip"}
+    r = http.post(URL, content=b"\x1f\x8b\x08\x00", headers=headers)
+    assert r.status_code == 415 and "gzip" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "Application/JSON; charset=UTF-8",
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+    ],
+)
+def test_json_and_ndjson_types_are_read(content_type: str) -> None:
+    bus = RecordingBus()
+    http, _ = client(bus)
+    r = http.post(URL, content=json.dumps(received(1)), headers={"content-type": content_type})
+    assert r.status_code == 202 and r.json()["accepted"] == 1
+
+
+def test_invalid_utf8_is_reported_as_such() -> None:
+    bus = RecordingBus()
+    http, stats = client(bus)
+    bad = b'{"schema": 1, "event_id": "e-\xff"}'
+    r = http.post(URL, content=bad, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["detail"] == "body is not UTF-8: invalid byte at offset 29"
+    body = json.dumps(received(1)).encode() + b"\n" + bad
+    r = http.post(URL, content=body, headers=NDJSON)
+    assert r.status_code == 202
+    assert r.json()["errors"] == [{"index": 1, "reason": "not UTF-8: invalid byte at offset 29"}]
+    assert counted(stats, "rejected", kind="procedure", reason="not_utf8") == 1
+
+
+def test_the_sensor_route_follows_the_same_rules() -> None:
+    bus = RecordingBus()
+    http, stats = client(bus)
+    url = "/api/v1/sensor-readings"
+    reading = {
+        "schema": 1,
+        "event_id": "r-1",
+        "sensor_id": "aq-1",
+        "area": "00166",
+        "kind": "air_quality",
+        "ts": "2026-03-16T09:00:00+07:00",
+        "values": {"pm25": 35.2},
+    }
+    r = http.post(url, content=f"[{json.dumps(reading)}, {deep(300)}]")
+    assert r.status_code == 202 and r.json()["errors"][0]["index"] == 1
+    r = http.post(url, content=b"x\n" * 1000, headers=NDJSON)
+    assert r.status_code == 422 and len(r.json()["errors"]) == MAX_REPORTED
+    assert r.json()["rejected"] == 1000 and r.json()["errors_truncated"]
+    r = http.post(url, content=json.dumps(reading), headers={"content-type": "text/plain"})
+    assert r.status_code == 415
+    assert [t for t, _ in bus.sent] == ["ioc.sensor-readings"]
+    assert counted(stats, "rejected", kind="sensor", reason="too_deep") == 1
+
+
+def test_the_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hmac
+
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr("ui_feed.auth.hmac.compare_digest", spy)
+    http, _ = client(RecordingBus(), ingest_token="s3cret-s3cret-s3cret")
+    wrong = {"authorization": "Bearer s3cret-s3cret-s3creX"}
+    assert http.post(URL, json=received(1), headers=wrong).status_code == 401
+    assert calls == [(b"s3cret-s3cret-s3creX", b"s3cret-s3cret-s3cret")]
+
+
+def test_the_ingest_token_is_not_taken_from_the_query_string() -> None:
+    http, _ = client(RecordingBus(), ingest_token="s3cret-s3cret-s3cret")
+    r = http.post(URL + "?token=s3cret-s3cret-s3cret", json=received(1))
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_openapi_examples_are_accepted() -> None:
+    bus = RecordingBus()
+    http, _ = client(bus)
+    for route, example in [
+        (URL, http_ingest.PROCEDURE_EXAMPLE),
+        ("/api/v1/sensor-readings", http_ingest.SENSOR_EXAMPLE),
+    ]:
+        r = http.post(route, json=[example])
+        assert r.status_code == 202 and r.json()["rejected"] == 0, r.text

@@ -1,0 +1,84 @@
+"""How uvicorn serves the API: a screen that stops reading is closed with
+1013 ("try again later"), whichever of uvicorn's keepalive and the hub's
+stall timer notices first. Real sockets, and a real websocket client that
+stops reading: its receive queue holds one message, then it leaves the
+socket alone until the server is done with the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from ioc.settings import Settings
+from tests.conftest import free_port
+from ui_feed.app import create_app
+from ui_feed.hub import Hub
+from ui_feed.server import server_config
+
+TOKEN = "read-token-0123456"
+
+
+async def until(check: Callable[[], bool]) -> None:
+    while not check():  # noqa: ASYNC110 - the server exposes no event to wait on
+        await asyncio.sleep(0.02)
+
+
+async def close_code_of_a_stalled_screen(hub: Hub, **overrides: Any) -> int | None:
+    """Serve the API on ``hub``; connect a screen that stops reading while
+    alerts keep coming; once the server is done with the connection (its
+    ASGI task ended), read everything: the close code at the end, or None
+    when no close frame came (the screen sees 1006)."""
+    port = free_port()
+    settings = Settings(read_token=TOKEN, api_port=port)
+    app = create_app(settings, hub=hub)
+    server = uvicorn.Server(
+        server_config(app, settings, lifespan="off", log_level="warning", **overrides)
+    )
+    serving = asyncio.create_task(server.serve())
+    await until(lambda: server.started)
+    hub.publish("alerts", "first", conflate=False)
+    try:
+        async with connect(
+            f"ws://127.0.0.1:{port}/ws?token={TOKEN}", max_queue=1, ping_interval=None
+        ) as ws:
+            await ws.send(json.dumps({"op": "subscribe", "channels": ["alerts"]}))
+            await until(lambda: hub.stats()["subscriptions"] == 1)
+            while server.server_state.tasks:
+                # incompressible, so the socket's buffers fill, not only the queue
+                hub.publish("alerts", os.urandom(32_000).hex(), conflate=False)
+                await asyncio.sleep(0.01)
+            try:
+                while True:
+                    await ws.recv()
+            except ConnectionClosed as closed:
+                return None if closed.rcvd is None else closed.rcvd.code
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def run(coro: Any) -> Any:
+    async def guarded() -> Any:
+        return await asyncio.wait_for(coro, 60)  # a hang guard, not a timing assertion
+
+    return asyncio.run(guarded())
+
+
+def test_a_screen_that_stops_answering_pings_is_closed_with_1013() -> None:
+    hub = Hub(heartbeat=3600, stall_timeout=3600)
+    pings = {"ws_ping_interval": 0.2, "ws_ping_timeout": 0.2}
+    assert run(close_code_of_a_stalled_screen(hub, **pings)) == 1013
+    assert hub.stats()["dropped_slow"] == 0  # uvicorn's keepalive noticed, not the hub
+
+
+def test_a_screen_whose_sends_stall_is_closed_with_1013() -> None:
+    hub = Hub(heartbeat=3600, stall_timeout=0.2)
+    assert run(close_code_of_a_stalled_screen(hub, ws_ping_interval=None)) == 1013
+    assert hub.stats()["dropped_slow"] == 1
