@@ -146,6 +146,26 @@ def _text(obj: dict[str, Any], name: str, required: bool = True) -> str | None:
     raise _Invalid(f"field '{name}' is longer than {MAX_ID} characters")
 
 
+def event_instant(value: str, label: str) -> float:
+    """Epoch seconds of an ISO 8601 time with a UTC offset, within the event
+    years and the offsets zones use; otherwise ``ValueError`` with the reason,
+    starting with ``label`` (``field 'ts'``). Events and REST time parameters
+    share it."""
+    shown = repr(value[:40])
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{label} is not ISO 8601: {shown}") from None
+    offset = dt.utcoffset()
+    if offset is None:
+        raise ValueError(f"{label} has no UTC offset (e.g. +07:00): {shown}")
+    if not MIN_OFFSET <= offset <= MAX_OFFSET:
+        raise ValueError(f"{label} has a UTC offset outside -12:00..+14:00: {shown}")
+    if not MIN_YEAR <= dt.year <= MAX_YEAR:
+        raise ValueError(f"{label} is outside the years {MIN_YEAR}–{MAX_YEAR}: {shown}")
+    return dt.timestamp()
+
+
 def _instant(obj: dict[str, Any], name: str) -> float:
     value = obj.get(name)
     if value is None:
@@ -153,17 +173,9 @@ def _instant(obj: dict[str, Any], name: str) -> float:
     if not isinstance(value, str):
         raise _Invalid(f"field '{name}' must be an ISO 8601 string with an offset")
     try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        raise _Invalid(f"field '{name}' is not ISO 8601: {value[:40]!r}") from None
-    if dt.tzinfo is None:
-        raise _Invalid(f"field '{name}' has no UTC offset (e.g. +07:00): {value[:40]!r}")
-    offset = dt.utcoffset()
-    if offset is not None and not MIN_OFFSET <= offset <= MAX_OFFSET:
-        raise _Invalid(f"field '{name}' has a UTC offset outside -12:00..+14:00: {value[:40]!r}")
-    if not MIN_YEAR <= dt.year <= MAX_YEAR:
-        raise _Invalid(f"field '{name}' is outside the years {MIN_YEAR}–{MAX_YEAR}: {value[:40]!r}")
-    return dt.timestamp()
+        return event_instant(value, f"field '{name}'")
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
 
 
 def _flag(obj: dict[str, Any], name: str, default: bool | None = None) -> bool:

@@ -21,12 +21,11 @@ from ioc.calendar import WorkingCalendar
 from ioc.clock import VN_TZ, to_iso
 from ioc.events import (
     MAX_ID,
-    MAX_OFFSET,
     MAX_YEAR,
-    MIN_OFFSET,
     MIN_YEAR,
     DecodeError,
     decode_procedure_event,
+    event_instant,
     parse_json,
 )
 from ioc.feed import kpi_view
@@ -89,21 +88,10 @@ def parse_time(value: str | None, name: str) -> float | None:
     """Epoch seconds of an ISO 8601 parameter, bounded like event times."""
     if value is None:
         return None
-    shown = repr(value[:40])
     try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(
-            400, f"{name} must be ISO 8601 with an offset (2026-03-16T09:00:00+07:00): {shown}"
-        ) from None
-    offset = dt.utcoffset()
-    if offset is None:
-        raise HTTPException(400, f"{name} has no UTC offset (e.g. +07:00): {shown}")
-    if not MIN_OFFSET <= offset <= MAX_OFFSET:
-        raise HTTPException(400, f"{name} has a UTC offset outside -12:00..+14:00: {shown}")
-    if not MIN_YEAR <= dt.year <= MAX_YEAR:
-        raise HTTPException(400, f"{name} is outside the years {MIN_YEAR}–{MAX_YEAR}: {shown}")
-    return dt.timestamp()
+        return event_instant(value, name)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 def cover_event_years(calendar: WorkingCalendar) -> None:
