@@ -74,11 +74,17 @@ class Settings(BaseSettings):
     minute_series: str = "province,commune,agency"
     # How long finished dossiers stay in worker memory for late events.
     finished_retention_days: int = Field(45, ge=1)
-    # Worker: flush to the database at least this often (seconds).
+    # Worker: events are committed as soon as they are applied, plus
+    # ``commit_delay`` s to gather more into one commit (0: at once; a larger
+    # delay trades latency for fewer, larger commits); with no events, the
+    # worker still commits every ``flush_interval`` s for the time passing
+    # (SLA transitions).
+    commit_delay: float = Field(0.0, ge=0, le=10)
     flush_interval: float = Field(0.25, gt=0)
     snapshot_interval: float = Field(60.0, gt=0)
-    # At most this many KPI updates per second per scope on ioc.kpi-updates.
-    kpi_updates_per_second: float = Field(2.0, gt=0)
+    # At most this many KPI updates per second per scope and partition on
+    # ioc.kpi-updates; the first change after a quiet spell goes out at once.
+    kpi_updates_per_second: float = Field(10.0, gt=0)
     # The worker writes a heartbeat row (partitions, last commit, lag) this
     # often; the API's /readyz calls a worker absent after three missed
     # heartbeats and stalled when events wait longer than ``stall_seconds``.

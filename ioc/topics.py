@@ -9,6 +9,10 @@ from dataclasses import dataclass
 # clock for its partition to the given instant (epoch seconds, as text).
 # Replays send one per partition at their end.
 WATERMARK_HEADER = "ioc-watermark"
+# When the events of a message reached the edge (the HTTP ingest or the MQTT
+# bridge), epoch seconds as text, on the edge's wall clock: carried on so
+# that every later stage can tell how long they have been on their way.
+EDGE_HEADER = "ioc-edge"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,14 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
-from ioc.topics import Topics
+from ioc.topics import EDGE_HEADER, Topics
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,26 @@ MAX_ENVELOPE_BYTES = 900_000
 def partition_for(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for ``key``."""
     return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def edge_header(at: float) -> list[tuple[str, bytes]]:
+    """The header that says when a message's events reached the edge."""
+    return [(EDGE_HEADER, f"{at:.6f}".encode())]
+
+
+def edge_time(headers: Any) -> float | None:
+    """The edge time of a consumed message (faust gives a dict of headers,
+    aiokafka a list of pairs), or None."""
+    if not headers:
+        return None
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    for name, value in pairs:
+        if name == EDGE_HEADER:
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def topic_layout(
@@ -128,15 +149,22 @@ class Producer:
             self._partitions[topic] = n
         return n
 
-    async def send_keyed(self, topic: str, items: list[tuple[str, bytes]]) -> int:
-        """Send (key, line) items as envelopes, one or more per partition.
-        Returns the number of messages; raises when the broker did not
-        acknowledge them all."""
+    async def send_keyed(
+        self,
+        topic: str,
+        items: list[tuple[str, bytes]],
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> int:
+        """Send (key, line) items as envelopes, one or more per partition,
+        each with ``headers``. Returns the number of messages; raises when the
+        broker did not acknowledge them all."""
         groups = group_by_partition(items, await self.partitions(topic))
         futures = []
         for part, lines in groups.items():
             for value in envelopes(lines):
-                futures.append(await self._producer.send(topic, value, partition=part))
+                futures.append(
+                    await self._producer.send(topic, value, partition=part, headers=headers)
+                )
         await asyncio.gather(*futures)
         return len(futures)
 

@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from ioc.events import reason_class
 
 log = logging.getLogger(__name__)
+# seconds; fine below a quarter second, where the wall's target is
+HOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class WorkerMetrics:
@@ -62,6 +64,15 @@ class WorkerMetrics:
         )
         self.partitions = Gauge(
             "ioc_worker_partitions", "Procedure partitions owned by this worker", registry=r
+        )
+        self.hop = Histogram(
+            "ioc_worker_hop_seconds",
+            "Time events spend between two stages: edge_to_applied (from the HTTP "
+            "ingest or MQTT bridge to the worker's store), applied_to_committed, "
+            "committed_to_published",
+            ["hop"],
+            buckets=HOP_BUCKETS,
+            registry=r,
         )
         self.last_commit = Gauge(
             "ioc_worker_last_commit_timestamp_seconds",

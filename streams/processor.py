@@ -78,14 +78,22 @@ class PartitionProcessor:
         self._raw: list[ProcedureEvent] = []
         self._alerts: list[dict[str, Any]] = []
         self.events_applied = 0
+        self._edge = np.inf  # the oldest edge time of the changes not yet in the windows
 
     # -- input ---------------------------------------------------------------------
 
     def apply(
-        self, events: Sequence[ProcedureEvent], now: float, clock: EventTimeClock | None = None
+        self,
+        events: Sequence[ProcedureEvent],
+        now: float,
+        clock: EventTimeClock | None = None,
+        edge: float | None = None,
     ) -> int:
         """Merge events; with an event-time ``clock`` the time moves with
-        each event. Returns how many changed something."""
+        each event; ``edge`` is when they reached the edge (for the updates'
+        latency). Returns how many changed something."""
+        if edge is not None:
+            self._edge = min(self._edge, edge)
         changed = 0
         store = self.store
         for ev in sorted(events, key=_ts):
@@ -121,7 +129,9 @@ class PartitionProcessor:
 
     def _apply_deltas(self) -> None:
         if self.deltas:
-            self.windows.apply(self.deltas)
+            edge = None if self._edge == np.inf else float(self._edge)
+            self.windows.apply(self.deltas, edge)
+            self._edge = np.inf
             self._alerts.extend(self.deltas.alerts)
             self.deltas = Deltas()
 
@@ -156,14 +166,24 @@ class PartitionProcessor:
             out.snapshot = self.snapshot()
         return out
 
-    def updates(self, now: float = 0.0, min_gap: float = 0.0) -> dict[str, dict[str, Any]]:
+    def updates(
+        self, now: float = 0.0, min_gap: float = 0.0, edges: dict[str, float] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Counters of the scopes whose values changed since they were last
         handed over; a scope handed over less than ``min_gap`` s before ``now``
-        (a monotonic clock) waits for a later call (``ScopeWindows.take_dirty``)."""
+        (a monotonic clock) waits for a later call (``ScopeWindows.take_dirty``).
+        ``edges``, when given, receives the edge time of each scope's oldest
+        change, where known."""
         self._collect()
         keys = self.scopes.keys
-        dirty = self.windows.take_dirty(now, min_gap).tolist()
-        return {keys[s]: self.windows.counters(s) for s in dirty}
+        dirty, oldest = self.windows.take_dirty(now, min_gap)
+        if edges is not None:
+            edges.update(
+                (keys[s], float(t))
+                for s, t in zip(dirty.tolist(), oldest.tolist(), strict=True)
+                if t == t  # not NaN
+            )
+        return {keys[s]: self.windows.counters(s) for s in dirty.tolist()}
 
     def updates_waiting(self) -> bool:
         """Whether some scope changed and was held back by ``min_gap``."""

@@ -75,6 +75,9 @@ class ScopeWindows:
         self.dirty = np.zeros(n, dtype=bool)
         # when each scope was last taken as dirty (the caller's clock)
         self.sent_at = np.full(n, -np.inf)
+        # the edge time (ioc.topics.EDGE_HEADER) of the oldest change not yet
+        # taken, NaN when no change since came from an event with one
+        self.edge = np.full(n, np.nan)
         # level changes of 1-minute-series scopes not yet sampled: scope, minute, change
         self._level_log: list[tuple[npt.NDArray[np.int32], IntArray, IntArray]] = []
         # flows dated after today (clock skew), applied when their day comes
@@ -115,11 +118,18 @@ class ScopeWindows:
         sent_at = np.full(size, -np.inf)
         sent_at[: len(self.sent_at)] = self.sent_at
         self.sent_at = sent_at
+        edge = np.full(size, np.nan)
+        edge[: len(self.edge)] = self.edge
+        self.edge = edge
 
     # -- applying changes --------------------------------------------------------
 
-    def apply(self, deltas: Deltas) -> None:
+    def apply(self, deltas: Deltas, edge: float | None = None) -> None:
+        """Apply counter changes; ``edge`` is the oldest edge time of the
+        events they came from, noted for scopes with no older change pending."""
         self._grow()
+        if edge is not None:
+            clean = ~self.dirty
         for combo, fid, t, amount in deltas.flows:
             if not len(combo):
                 continue
@@ -139,6 +149,8 @@ class ScopeWindows:
             keep = self.scopes.in_minute_series[scope]
             if keep.any():
                 self._level_log.append((scope[keep], minute[entry][keep], change[keep]))
+        if edge is not None:
+            self.edge[clean & self.dirty] = edge
 
     def _add_flows(
         self,
@@ -231,18 +243,23 @@ class ScopeWindows:
         s = scope[last]
         return minute[last], s.astype(np.int32), base[s] + running[last]
 
-    def take_dirty(self, now: float = 0.0, min_gap: float = 0.0) -> npt.NDArray[np.intp]:
-        """Scopes changed since they were last taken. With ``min_gap``, a
-        scope taken less than ``min_gap`` before ``now`` stays dirty for a
-        later call: a busy scope is taken at most once per gap, and the first
-        change after a quiet spell at once."""
+    def take_dirty(
+        self, now: float = 0.0, min_gap: float = 0.0
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """Scopes changed since they were last taken, and the edge time of
+        each one's oldest change (NaN: none known). With ``min_gap``, a scope
+        taken less than ``min_gap`` before ``now`` stays dirty for a later
+        call: a busy scope is taken at most once per gap, and the first change
+        after a quiet spell at once."""
         self._grow()
         n = len(self.scopes)
         ready = self.dirty[:n] & (now - self.sent_at[:n] >= min_gap)
         scopes = np.nonzero(ready)[0]
+        edges = self.edge[scopes]
         self.dirty[scopes] = False
         self.sent_at[scopes] = now
-        return scopes
+        self.edge[scopes] = np.nan
+        return scopes, edges
 
     def take_flows(self) -> tuple[Cells, Cells]:
         """Flow increments since the last call, summed per (scope, hour) and

@@ -33,6 +33,7 @@ from ioc.settings import Settings
 from ioc.topics import WATERMARK_HEADER
 from streams.codec import decode_envelope
 from streams.health import WriterHealth
+from streams.kafka import edge_time
 from streams.metrics import WorkerMetrics
 from streams.processor import Drained, PartitionProcessor
 from streams.scopes import ScopeIndex
@@ -56,13 +57,33 @@ class Reconnecting(Protocol):
     async def connect(self) -> None: ...
 
 
+Ack = tuple[StreamT[Any], EventT[Any]]
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """What one partition's drain commits, acknowledges and publishes."""
+
+    part: int
+    slot: Partition
+    drained: Drained
+    # scope -> counters (JSON), written to kpi_latest in the commit, then published
+    updates: dict[str, str]
+    edges: dict[str, float]  # scope -> edge time of its oldest change
+    applied: float | None  # wall clock: the first of its events applied
+    acks: list[Ack]
+
+    def worth_a_commit(self) -> bool:
+        return bool(self.acks or self.updates or _has_rows(self.drained))
+
+
 @dataclass(slots=True)
 class Partition:
     processor: PartitionProcessor
     # event-time mode: this partition's own watermark. A shared clock would
     # judge a lagging partition's dossiers at another partition's time.
     clock: EventTimeClock | None
-    acks: list[tuple[StreamT[Any], EventT[Any]]] = field(default_factory=list)
+    acks: list[Ack] = field(default_factory=list)
     pending_events: int = 0
     # monotonic time the oldest message not yet committed arrived
     pending_since: float | None = None
@@ -70,6 +91,8 @@ class Partition:
     committing_since: float | None = None
     committing: int = 0
     last_snapshot: float = field(default_factory=time.monotonic)
+    # wall-clock time the first events since the last drain were applied
+    applied_at: float | None = None
 
 
 async def write_until_done(
@@ -239,10 +262,16 @@ class ProcedureWorker:
         self.dead_letters += len(errors)
         self.metrics.events_in.labels("procedure").inc(len(events) + len(errors))
         if events:
+            edge = edge_time(event.headers)
             if slot.clock is not None:
-                slot.processor.apply(events, 0.0, slot.clock)
+                slot.processor.apply(events, 0.0, slot.clock, edge)
             else:
-                slot.processor.apply(events, self.clock.now())
+                slot.processor.apply(events, self.clock.now(), edge=edge)
+            applied = time.time()
+            if slot.applied_at is None:
+                slot.applied_at = applied
+            if edge is not None:
+                self.metrics.hop.labels("edge_to_applied").observe(applied - edge)
         slot.acks.append((stream, event))
         slot.pending_events += len(events)
         self._applied.set()
@@ -261,6 +290,8 @@ class ProcedureWorker:
             wait = min(gap, self.settings.flush_interval) if held else self.settings.flush_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._applied.wait(), wait)
+                if self.settings.commit_delay:
+                    await asyncio.sleep(self.settings.commit_delay)
             self._applied.clear()
             await self.flush()
 
@@ -269,54 +300,70 @@ class ProcedureWorker:
         publish."""
         async with self._lock:
             now = time.monotonic()
-            batch = []
-            for part in sorted(self.partitions if parts is None else parts):
-                slot = self.partitions.get(part)
-                if slot is not None:
-                    batch.append((part, slot, *self._drain(slot, now)))
-            batch = [b for b in batch if b[3] or b[4] or _has_rows(b[2])]
+            batch = [
+                self._drain(part, slot, now)
+                for part in sorted(self.partitions if parts is None else parts)
+                if (slot := self.partitions.get(part)) is not None
+            ]
+            batch = [out for out in batch if out.worth_a_commit()]
             if not batch:
                 return
             with self.metrics.commit_seconds.time():
-                await self._commit([(drained, updates) for _, _, drained, updates, _ in batch])
+                await self._commit([(out.drained, out.updates) for out in batch])
+            committed = time.time()
             self.last_commit = time.monotonic()
-            self.metrics.last_commit.set_to_current_time()
-            for part, slot, drained, updates, acks in batch:
-                for stream, event in acks:
+            self.metrics.last_commit.set(committed)
+            for out in batch:
+                slot = out.slot
+                for stream, event in out.acks:
                     await stream.ack(event)
                 self.committed_events += slot.committing
                 self.metrics.committed.inc(slot.committing)
                 slot.committing, slot.committing_since = 0, None
-                if drained.snapshot is not None:
+                if out.drained.snapshot is not None:
                     slot.last_snapshot = time.monotonic()
-                # in chunks: one message per drain could pass the broker's size limit
-                keys = list(updates)
-                for i in range(0, len(keys), UPDATE_SCOPES_PER_MESSAGE):
-                    scopes = ",".join(
-                        f"{json.dumps(k)}:{updates[k]}"
-                        for k in keys[i : i + UPDATE_SCOPES_PER_MESSAGE]
-                    )
-                    await self._publish_updates(
-                        f'{{"type":"kpi","part":{part},"at":{drained.clock},"scopes":{{{scopes}}}}}'
-                    )
-                for message in sla_messages(drained.alerts):
+                if out.applied is not None:
+                    self.metrics.hop.labels("applied_to_committed").observe(committed - out.applied)
+                await self._publish(out, committed)
+                for message in sla_messages(out.drained.alerts):
                     await self._publish_alerts(message)
 
-    def _drain(
-        self, slot: Partition, now: float
-    ) -> tuple[Drained, dict[str, str], list[tuple[StreamT[Any], EventT[Any]]]]:
+    async def _publish(self, out: Outgoing, committed: float) -> None:
+        """KPI updates of one partition, in messages of at most
+        UPDATE_SCOPES_PER_MESSAGE scopes (one could pass the broker's size
+        limit), each with the times its changes passed the stages."""
+        keys = list(out.updates)
+        for i in range(0, len(keys), UPDATE_SCOPES_PER_MESSAGE):
+            chunk = keys[i : i + UPDATE_SCOPES_PER_MESSAGE]
+            scopes = ",".join(f"{json.dumps(k)}:{out.updates[k]}" for k in chunk)
+            published = time.time()
+            trace = {"applied": out.applied, "committed": committed, "published": published}
+            edge = {k: out.edges[k] for k in chunk if k in out.edges}
+            await self._publish_updates(
+                f'{{"type":"kpi","part":{out.part},"at":{out.drained.clock},'
+                f'"scopes":{{{scopes}}},"trace":{orjson.dumps(trace).decode()},'
+                f'"edge":{orjson.dumps(edge).decode()}}}'
+            )
+            self.metrics.hop.labels("committed_to_published").observe(published - committed)
+
+    def _drain(self, part: int, slot: Partition, now: float) -> Outgoing:
+        """What one partition commits: its drain, the KPI updates (each
+        scope's counters encoded once, for kpi_latest and Kafka), and the
+        messages to acknowledge."""
         proc = slot.processor
         if not self.event_time:
             proc.move(self.clock.now())
-        # each scope's counters encoded once: for kpi_latest and for Kafka
         gap = 1 / self.settings.kpi_updates_per_second
-        updates = {k: orjson.dumps(v).decode() for k, v in proc.updates(now, gap).items()}
+        edges: dict[str, float] = {}
+        updates = {k: orjson.dumps(v).decode() for k, v in proc.updates(now, gap, edges).items()}
         snapshot = time.monotonic() - slot.last_snapshot >= self.settings.snapshot_interval
-        drained = proc.drain(snapshot=snapshot)
-        acks, slot.acks = slot.acks, []
+        out = Outgoing(
+            part, slot, proc.drain(snapshot=snapshot), updates, edges, slot.applied_at, slot.acks
+        )
+        slot.acks, slot.applied_at = [], None
         slot.committing, slot.pending_events = slot.pending_events, 0
         slot.committing_since, slot.pending_since = slot.pending_since, None
-        return drained, updates, acks
+        return out
 
     async def _commit(self, commits: list[tuple[Drained, dict[str, str]]]) -> None:
         before = self.sink.diverted

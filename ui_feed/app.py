@@ -41,7 +41,7 @@ from streams.sources.http_ingest import IngestStats, ingest_router
 from ui_feed.auth import Auth, Role
 from ui_feed.feed import Feed
 from ui_feed.hub import Hub
-from ui_feed.metrics import api_registry
+from ui_feed.metrics import Latency, api_registry
 from ui_feed.queries import Reads
 from ui_feed.rest import cover_event_years, rest_router
 from ui_feed.server import server_config
@@ -83,6 +83,8 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
         hub = Hub(clock=clock, seq_base=int(time.time() * 1000))
     state: dict[str, Any] = {"producer": None}
     metrics = api_registry(hub, lambda: state.get("feed"))
+    latency = Latency(metrics)
+    hub.on_sent = latency.sent
     stats = IngestStats(metrics)
     auth = Auth(settings)
 
@@ -93,7 +95,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
         await pool.open()
         reads = Reads(pool)
         state["reads"] = reads
-        feed = Feed(hub, reads, registry, topics)
+        feed = Feed(hub, reads, registry, topics, latency.observe)
         state["feed"] = feed
         tasks = [asyncio.create_task(_connect_kafka(), name="kafka")]
         tasks.append(asyncio.create_task(feed.run(settings.kafka_bootstrap), name="feed"))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -28,8 +30,17 @@ log = logging.getLogger(__name__)
 
 
 class Feed:
-    def __init__(self, hub: Hub, reads: Reads, registry: Registry, topics: Topics) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        reads: Reads,
+        registry: Registry,
+        topics: Topics,
+        observe: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.hub = hub
+        # observe(hop, seconds): the time an update took to reach this feed
+        self.observe = observe
         self.reads = reads
         self.registry = registry
         self.topics = topics
@@ -41,7 +52,18 @@ class Feed:
         # the next offset to read per partition, kept across reconnections
         self._positions: dict[TopicPartition, int] = {}
 
-    def apply_kpi(self, part: int, at: float, scopes: dict[str, Any]) -> None:
+    def apply_kpi(
+        self,
+        part: int,
+        at: float,
+        scopes: dict[str, Any],
+        trace: dict[str, Any] | None = None,
+        edges: dict[str, float] | None = None,
+    ) -> None:
+        """Merge one partition's counters into each scope's view. ``trace``
+        (the worker's stage times and this feed's) and ``edges`` (per scope:
+        when its oldest change reached the edge) ride along in the view as
+        ``trace``, so the hub and the screens can tell the latency."""
         for scope, counters in scopes.items():
             held = self.partials.setdefault(scope, {})
             if part in held and held[part][0] > at:
@@ -50,6 +72,9 @@ class Feed:
             newest = max(a for a, _ in held.values())
             merged = sum_counters(c for _, c in held.values())
             view = kpi_view(scope, self.registry.label(scope), merged, newest)
+            if trace is not None:
+                edge = (edges or {}).get(scope)
+                view["trace"] = {**trace, "edge": edge} if edge is not None else trace
             self.hub.publish(channel_of(scope), view, conflate=True)
 
     def apply_sensors(self, readings: list[dict[str, Any]]) -> None:
@@ -69,11 +94,16 @@ class Feed:
             self.hub.publish("alerts", item, conflate=False)
 
     def handle(self, value: bytes) -> None:
+        fed = time.time()
         try:
             message = json.loads(value)
             kind = message.get("type")
             if kind == "kpi":
-                self.apply_kpi(int(message["part"]), float(message["at"]), message["scopes"])
+                trace = self._trace(message.get("trace"), fed)
+                edges = message.get("edge") if isinstance(message.get("edge"), dict) else None
+                self.apply_kpi(
+                    int(message["part"]), float(message["at"]), message["scopes"], trace, edges
+                )
             elif kind == "sensor":
                 self.apply_sensors(message["readings"])
             elif kind == "sla":
@@ -83,6 +113,14 @@ class Feed:
             log.warning("ignoring a malformed update (%s: %s)", type(exc).__name__, exc)
             return
         self.messages += 1
+
+    def _trace(self, trace: Any, fed: float) -> dict[str, Any] | None:
+        """The worker's stage times with this feed's, or None without them."""
+        if not isinstance(trace, dict) or not isinstance(trace.get("published"), int | float):
+            return None
+        if self.observe is not None:
+            self.observe("published_to_fed", fed - trace["published"])
+        return {**trace, "fed": fed}
 
     async def run(self, bootstrap: str) -> None:
         """Consume until cancelled, reconnecting after broker failures."""

@@ -56,8 +56,11 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from itertools import islice
 from typing import Any, Protocol
+
+import orjson
 
 from ioc.clock import Clock
 from ioc.feed import matches
@@ -75,13 +78,28 @@ QUEUE_SIZE = 2048
 MAX_PATTERNS = 64
 
 
-def _message(kind: str, channel: str, seq: int, data: Any) -> Message:
-    return {"type": kind, "channel": channel, "seq": seq, "data": data}
+class Frame(dict[str, Any]):
+    """A message, encoded once however many screens it goes to: a delta is
+    one object shared by every subscriber's queue, and JSON encoding is most
+    of the cost of sending it (fan-out is CPU-bound in the encoding)."""
+
+    __slots__ = ("_text",)
+
+    def text(self) -> str:
+        try:
+            return self._text
+        except AttributeError:
+            self._text: str = orjson.dumps(self).decode()
+            return self._text
+
+
+def _message(kind: str, channel: str, seq: int, data: Any) -> Frame:
+    return Frame(type=kind, channel=channel, seq=seq, data=data)
 
 
 class Connection(Protocol):
     async def receive_json(self) -> Any: ...  # raises when the peer is gone
-    async def send_json(self, data: Any) -> None: ...
+    async def send_text(self, data: str) -> None: ...
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
 
@@ -110,7 +128,7 @@ class _Client:
         self.limit = limit
         self.patterns: set[str] = set()
         self.channels: set[str] = set()
-        self.pending: OrderedDict[tuple[str, ...] | int, Message] = OrderedDict()
+        self.pending: OrderedDict[tuple[str, ...] | int, Frame] = OrderedDict()
         self.ordered = 0
         self.counter = 0
         self.wake = asyncio.Event()
@@ -119,6 +137,8 @@ class _Client:
 
     def put(self, msg: Message, key: tuple[str, ...] | None = None) -> bool:
         """Queue ``msg``; False (nothing queued) when the ordered queue is full."""
+        if not isinstance(msg, Frame):
+            msg = Frame(msg)
         if key is None:
             if self.ordered >= self.limit:
                 return False
@@ -128,12 +148,12 @@ class _Client:
         else:
             old = self.pending.get(key)
             if old is not None and old["type"] == "snapshot":
-                msg = {**msg, "type": "snapshot"}  # the client has not had its first one yet
+                msg = Frame(msg, type="snapshot")  # the client has not had its first one yet
             self.pending[key] = msg
         self.wake.set()
         return True
 
-    def pop(self) -> Message:
+    def pop(self) -> Frame:
         key, msg = self.pending.popitem(last=False)
         if isinstance(key, int):
             self.ordered -= 1
@@ -169,6 +189,9 @@ class Hub:
         self._channels: dict[str, _Channel] = {}
         self._clients: set[_Client] = set()
         self._published = self._sent = self._dropped_slow = 0
+        # told of every message a screen has taken, with the wall time
+        # (latency histograms); it must be quick
+        self.on_sent: Callable[[Message, float], None] | None = None
 
     # -- publishing ---------------------------------------------------------
 
@@ -264,11 +287,13 @@ class Hub:
             msg = client.pop()
             try:
                 async with asyncio.timeout(self._stall_timeout):
-                    await client.conn.send_json(msg)
+                    await client.conn.send_text(msg.text())
             except TimeoutError:
                 self._drop(client, "stalled")
                 return
             self._sent += 1
+            if self.on_sent is not None:
+                self.on_sent(msg, time.time())
 
     async def _read_loop(self, client: _Client) -> None:
         while not client.dropped:
@@ -380,5 +405,5 @@ class Hub:
         client.pending.clear()
         client.ordered = 0
         if client.sender is not None:
-            client.sender.cancel()  # it may be stuck in send_json
+            client.sender.cancel()  # it may be stuck in send_text
         client.wake.set()

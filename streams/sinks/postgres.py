@@ -110,6 +110,9 @@ class PostgresSink:
             "CREATE TEMP TABLE IF NOT EXISTS events_in (LIKE procedure_events) "
             "ON COMMIT DELETE ROWS"
         )
+        await self._conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS latest_in (LIKE kpi_latest) ON COMMIT DELETE ROWS"
+        )
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -187,17 +190,22 @@ class PostgresSink:
                 ) as copy:
                     for chunk in chunks(_alert_line(a) for a in alerts):
                         await copy.write(chunk)
-            latest = [
-                (scope, d.part, utc_datetime(d.clock), encoded)
+            latest = (
+                f"{text(scope)}\t{d.part}\t{_instant(d.clock)}\t{text(encoded)}\n"
                 for d, published in commits
                 for scope, encoded in published.items()
-            ]
-            if latest:
-                await conn.cursor().executemany(
-                    "INSERT INTO kpi_latest (scope, part, at, counters) VALUES (%s, %s, %s, %s) "
+            )
+            if any(published for _, published in commits):
+                # COPY and one upsert: several thousand scopes a second at full pace
+                async with conn.cursor().copy(
+                    "COPY latest_in (scope, part, at, counters) FROM STDIN"
+                ) as copy:
+                    for chunk in chunks(latest):
+                        await copy.write(chunk)
+                await conn.execute(
+                    "INSERT INTO kpi_latest SELECT * FROM latest_in "
                     "ON CONFLICT (scope, part) DO UPDATE SET at = EXCLUDED.at, "
-                    "counters = EXCLUDED.counters",
-                    latest,
+                    "counters = EXCLUDED.counters"
                 )
             await conn.cursor().executemany(
                 "INSERT INTO worker_partitions (part, seq, clock) VALUES (%s, %s, %s) "

@@ -26,6 +26,7 @@ batch does not hold up the event loop (screens, health checks).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -45,7 +46,7 @@ from ioc.events import (
 )
 from ioc.settings import Settings
 from ioc.topics import Topics
-from streams.kafka import Producer
+from streams.kafka import Producer, edge_header
 from streams.sources.ingest_body import (
     JSON_TYPE,
     NDJSON_TYPES,
@@ -248,6 +249,7 @@ def ingest_router(
         key_of: Callable[[Any], str],
         topic: str,
     ) -> JSONResponse:
+        arrived = time.time()  # wall clock: the stages after compare their own with it
         try:
             try:
                 ndjson = body_format(
@@ -274,7 +276,7 @@ def ingest_router(
             stats.unavailable.labels(kind).inc()
             raise HTTPException(503, "event bus not connected yet; nothing was accepted")
         try:
-            await bus.send_keyed(topic, outcome.good)
+            await bus.send_keyed(topic, outcome.good, edge_header(arrived))
         except Exception as exc:
             stats.unavailable.labels(kind).inc()
             log.warning("ingest could not reach Kafka: %s", exc)

@@ -35,6 +35,7 @@ import hashlib
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,7 +55,7 @@ from ioc.events import (
 )
 from ioc.settings import Settings
 from ioc.topics import Topics
-from streams.kafka import Producer, ensure_topics, topic_layout
+from streams.kafka import Producer, edge_header, ensure_topics, topic_layout
 from streams.metrics import BridgeMetrics, serve
 
 log = logging.getLogger(__name__)
@@ -143,8 +144,9 @@ class _Message:
     payload: bytes
     mid: int
     qos: int
-    received_at: float
+    received_at: float  # on the deployment's clock: the reading's time when it has none
     session: int  # which MQTT connection delivered it; acks go back on that one only
+    arrived: float = 0.0  # wall clock, for the edge header
 
 
 class MqttBridge:
@@ -308,7 +310,9 @@ class MqttBridge:
             self.metrics.dropped_qos0.inc()
             return
         now = self._clock.now()
-        item = _Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, now, self._session)
+        item = _Message(
+            msg.topic, bytes(msg.payload), msg.mid, msg.qos, now, self._session, time.time()
+        )
         self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
         self.metrics.received.labels(str(msg.qos)).inc()
         self.metrics.pending.inc()
@@ -343,7 +347,8 @@ class MqttBridge:
         while lines or dead:
             try:
                 if lines:
-                    await self._producer.send_keyed(self.topics.sensor_readings, lines)
+                    edge = edge_header(min(m.arrived for m in batch))
+                    await self._producer.send_keyed(self.topics.sensor_readings, lines, edge)
                     self.metrics.forwarded.inc(len(lines))
                     lines = []
                 while dead:

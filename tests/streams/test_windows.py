@@ -124,10 +124,21 @@ def test_a_busy_scope_is_taken_at_most_once_per_gap_a_quiet_one_at_once() -> Non
     w, scopes, combo = setup("2026-03-16 08:00")
     w.apply(received_at(combo, "2026-03-16 09:00"))
     province = scopes.province
-    first = w.take_dirty(now=100.0, min_gap=0.5).tolist()
+    first = w.take_dirty(now=100.0, min_gap=0.5)[0].tolist()
     assert province in first  # the first change after a quiet spell: at once
     w.apply(received_at(combo, "2026-03-16 09:01"))
-    assert province not in w.take_dirty(now=100.2, min_gap=0.5).tolist()  # held back
+    assert province not in w.take_dirty(now=100.2, min_gap=0.5)[0].tolist()  # held back
     assert w.dirty[province]  # and kept for later
-    assert province in w.take_dirty(now=100.5, min_gap=0.5).tolist()
-    assert w.take_dirty(now=200.0, min_gap=0.5).tolist() == []  # nothing changed since
+    assert province in w.take_dirty(now=100.5, min_gap=0.5)[0].tolist()
+    assert w.take_dirty(now=200.0, min_gap=0.5)[0].tolist() == []  # nothing changed since
+
+
+def test_each_taken_scope_carries_the_edge_time_of_its_oldest_change() -> None:
+    w, scopes, combo = setup("2026-03-16 08:00")
+    w.apply(received_at(combo, "2026-03-16 09:00"), edge=50.0)
+    w.apply(received_at(combo, "2026-03-16 09:01"), edge=60.0)  # pending still: 50 stays
+    taken, edges = w.take_dirty()
+    assert dict(zip(taken.tolist(), edges.tolist(), strict=True))[scopes.province] == 50.0
+    w.apply(received_at(combo, "2026-03-16 09:02"))  # no edge known
+    taken, edges = w.take_dirty()
+    assert np.isnan(edges[taken.tolist().index(scopes.province)])

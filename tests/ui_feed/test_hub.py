@@ -26,7 +26,7 @@ class Gone(Exception):
 class FakeConn:
     """Both ends of a websocket: the hub uses the Connection methods, the
     test plays the browser with ``send``, ``leave`` and ``outbox``. Closing
-    ``gate`` makes the browser stop reading (send_json blocks)."""
+    ``gate`` makes the browser stop reading (send_text blocks)."""
 
     def __init__(self) -> None:
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
@@ -41,9 +41,9 @@ class FakeConn:
             raise item
         return item
 
-    async def send_json(self, data: Any) -> None:
+    async def send_text(self, data: str) -> None:
         await self.gate.wait()
-        self.outbox.put_nowait(json.loads(json.dumps(data)))  # must be JSON
+        self.outbox.put_nowait(json.loads(data))  # must be JSON
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed = (code, reason)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 
 from ioc.events import decode_procedure_event
 from ioc.settings import Settings
+from ioc.topics import EDGE_HEADER
 from streams.sources import http_ingest
 from streams.sources.http_ingest import INLINE_BYTES, IngestStats, ingest_router
 from streams.sources.ingest_body import MAX_REPORTED
@@ -28,12 +30,16 @@ URL = "/api/v1/procedure-events"
 class RecordingBus:
     def __init__(self, fail: bool = False) -> None:
         self.sent: list[tuple[str, list[tuple[str, bytes]]]] = []
+        self.headers: list[Any] = []
         self.fail = fail
 
-    async def send_keyed(self, topic: str, items: list[tuple[str, bytes]]) -> None:
+    async def send_keyed(
+        self, topic: str, items: list[tuple[str, bytes]], headers: Any = None
+    ) -> None:
         if self.fail:
             raise ConnectionError("broker down")
         self.sent.append((topic, list(items)))
+        self.headers.append(headers)
 
 
 class Client:
@@ -83,6 +89,15 @@ def test_one_object_an_array_and_ndjson_are_accepted() -> None:
     assert keys == [f"D-{n}" for n in range(1, 7)]
     assert {topic for topic, _ in bus.sent} == {"ioc.procedure-events"}
     assert counted(stats, "accepted", kind="procedure") == 6
+
+
+def test_every_message_says_when_its_events_reached_the_edge() -> None:
+    bus = RecordingBus()
+    http, _ = client(bus)
+    before = time.time()
+    http.post(URL, json=received(1))
+    [(name, value)] = bus.headers[0]
+    assert name == EDGE_HEADER and before <= float(value) <= time.time()
 
 
 def test_bad_items_are_named_and_the_good_ones_still_go() -> None:

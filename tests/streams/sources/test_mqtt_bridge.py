@@ -351,12 +351,14 @@ class FailingProducer(Producer):
         self.failures = failures
         self.refused = asyncio.Event()
 
-    async def send_keyed(self, topic: str, items: list[tuple[str, bytes]]) -> int:
+    async def send_keyed(
+        self, topic: str, items: list[tuple[str, bytes]], headers: Any = None
+    ) -> int:
         if self.failures > 0:
             self.failures -= 1
             self.refused.set()
             raise ConnectionError("simulated Kafka outage")
-        return await super().send_keyed(topic, items)
+        return await super().send_keyed(topic, items, headers)
 
 
 @pytest.mark.integration
