@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     commit_delay: float = Field(0.0, ge=0, le=10)
     flush_interval: float = Field(0.25, gt=0)
     snapshot_interval: float = Field(60.0, gt=0)
+    # Longest a consumer's fetch (the worker's, the API feed's) waits for new
+    # data. Kafka and Redpanda answer a waiting fetch as soon as data arrives;
+    # Tansu (the demo's broker) only when the fetch covers one partition, so
+    # on it this is the latency a quiet topic adds.
+    fetch_max_wait: float = Field(0.02, gt=0, le=5)
     # At most this many KPI updates per second per scope and partition on
     # ioc.kpi-updates; the first change after a quiet spell goes out at once.
     kpi_updates_per_second: float = Field(10.0, gt=0)

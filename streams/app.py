@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any, cast
 
 import faust
+from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP, EventT, StreamT
 
 from ioc.calendar import WorkingCalendar
@@ -77,6 +78,7 @@ def create_app(
         # envelopes are large: fetch several per request
         consumer_max_fetch_size=8 * 1024 * 1024,
     )
+    with_fetch_wait(app, settings.fetch_max_wait)
     procedures = app.topic(topics.procedure_events, value_type=bytes, key_type=bytes)
     sensors = app.topic(topics.sensor_readings, value_type=bytes, key_type=bytes)
     dead_topic = app.topic(topics.dead_letters, value_type=bytes, key_type=bytes)
@@ -243,6 +245,35 @@ def create_app(
 
     app.on_before_shutdown.connect(close)  # type: ignore[arg-type]
     return app, worker
+
+
+class _ConsumerThread(faust_kafka.AIOKafkaConsumerThread):
+    """faust's consumer with our fetch wait (faust fixes it at 1.5 s)."""
+
+    fetch_max_wait_ms = 20
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # read by aiokafka when the consumer starts, after this
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms
+        return consumer
+
+
+def with_fetch_wait(app: faust.App, seconds: float) -> None:
+    """Make ``app``'s consumer wait at most ``seconds`` for new data per fetch."""
+
+    class Thread(_ConsumerThread):
+        fetch_max_wait_ms = max(1, round(seconds * 1000))
+
+    class Consumer(faust_kafka.Consumer):
+        def _new_consumer_thread(self) -> Thread:
+            return Thread(self, loop=self.loop, beacon=self.beacon)
+
+    class Transport(faust_kafka.Transport):
+        pass
+
+    Transport.Consumer = Consumer
+    app.transport = Transport(app.conf.broker_consumer, app)
 
 
 def consumer_lag(app: faust.App, topics: tuple[str, ...]) -> dict[str, int]:

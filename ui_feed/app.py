@@ -95,7 +95,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
         await pool.open()
         reads = Reads(pool)
         state["reads"] = reads
-        feed = Feed(hub, reads, registry, topics, latency.observe)
+        feed = Feed(hub, reads, registry, topics, latency.observe, settings.fetch_max_wait)
         state["feed"] = feed
         tasks = [asyncio.create_task(_connect_kafka(), name="kafka")]
         tasks.append(asyncio.create_task(feed.run(settings.kafka_bootstrap), name="feed"))

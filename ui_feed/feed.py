@@ -37,8 +37,10 @@ class Feed:
         registry: Registry,
         topics: Topics,
         observe: Callable[[str, float], None] | None = None,
+        fetch_max_wait: float = 0.02,
     ) -> None:
         self.hub = hub
+        self.fetch_max_wait_ms = max(1, round(fetch_max_wait * 1000))
         # observe(hop, seconds): the time an update took to reach this feed
         self.observe = observe
         self.reads = reads
@@ -126,7 +128,10 @@ class Feed:
         """Consume until cancelled, reconnecting after broker failures."""
         while True:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+                bootstrap_servers=bootstrap,
+                enable_auto_commit=False,
+                group_id=None,
+                fetch_max_wait_ms=self.fetch_max_wait_ms,
             )
             try:
                 await consumer.start()
