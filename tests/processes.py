@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tests.conftest import free_port
 
@@ -85,3 +87,21 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 60, every: 
                 return last
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+@contextlib.contextmanager
+def created_database() -> Iterator[str]:
+    """A fresh database on the test server (``IOC_TEST_DATABASE_URL``, default
+    127.0.0.1:5432), dropped afterwards. The ``database_url`` fixture gives a
+    test one; a test that compares two runs makes the second with this."""
+    import psycopg
+
+    base = os.environ.get("IOC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"ioc_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
