@@ -85,6 +85,13 @@ async def ensure_topics(bootstrap: str, layout: dict[str, int], attempts: int = 
                     log.info("created topics %s", ", ".join(t.name for t in missing))
                 except TopicAlreadyExistsError:
                     pass
+            for topic in await admin.describe_topics(sorted(existing & set(layout))):
+                name, count = topic.get("topic"), len(topic.get("partitions") or ())
+                if name in layout and count != layout[name]:
+                    # someone created it first (a broker that creates topics on
+                    # demand): readers take every partition, the order of
+                    # updates across them is lost
+                    log.warning("topic %s has %d partitions, not %d", name, count, layout[name])
             return
         except KafkaError as exc:
             if attempt == attempts - 1:

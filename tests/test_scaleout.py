@@ -26,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from streams.kafka import partition_for
 from tests.conftest import free_port, wait_for_port
 from tests.processes import Process, created_database, ioc_env, wait_until
 from tests.streams.helpers import RECEIPT, world
-from ui_feed.app import describe_dossier, iso_fields
+from ui_feed.rest import describe_dossier, iso_fields
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 log = logging.getLogger(__name__)
@@ -585,82 +584,6 @@ def test_two_workers_one_killed_mid_replay_end_as_one_worker_and_both_apis_see_e
 
 
 # -- what the scale-out run revealed, each shown on its own ------------------------------
-
-
-class NothingStored:
-    """The reads a feed makes at start, of a database that holds nothing yet."""
-
-    async def latest_by_part(self) -> list[Any]:
-        return []
-
-    async def latest_readings(self) -> list[Any]:
-        return []
-
-    async def recent_alerts(self, limit: int = 200) -> list[Any]:
-        return []
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="ui_feed/feed.py Feed.run reads partition 0 alone of an update topic that did not "
-    "exist when it connected; asking for it makes a broker that creates topics on demand "
-    "(Tansu: 4 partitions) create it before `ioc api` does, so the worker's keyless updates "
-    "and alerts on the other partitions never reach this API's screens",
-)
-def test_an_api_whose_feed_starts_before_the_update_topics_exist_reads_every_update(
-    kafka_bootstrap: str,
-) -> None:
-    """``ioc api`` runs its feed beside the task that creates the topics, and
-    the feed usually asks for them first; ``ioc demo`` and compose start the
-    API beside the worker, which creates them too. Whoever comes first, every
-    message on the update topics must reach the hub."""
-    asyncio.run(_feed_before_topics(kafka_bootstrap))
-
-
-async def _feed_before_topics(bootstrap: str) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    from ioc.clock import ManualClock
-    from ioc.topics import Topics
-    from streams.kafka import ensure_topics, topic_layout
-    from ui_feed.feed import Feed
-    from ui_feed.hub import Hub
-
-    registry, _ = world()
-    topics = Topics(f"t{uuid.uuid4().hex[:6]}.")
-    feed = Feed(Hub(clock=ManualClock()), NothingStored(), registry, topics)  # type: ignore[arg-type]
-    running = asyncio.create_task(feed.run(bootstrap))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    try:
-        await _until(lambda: feed.connected, 30)
-        # what `ioc api` does beside its feed
-        await ensure_topics(bootstrap, topic_layout(topics, PARTITIONS, 2))
-        await producer.start()
-        parts = sorted(await producer.partitions_for(topics.kpi_updates))
-        zero = sum_counters([])
-        for part in parts:
-            update = {"type": "kpi", "part": part, "at": 1.0, "scopes": {"province": zero}}
-            await producer.send_and_wait(
-                topics.kpi_updates, json.dumps(update).encode(), partition=part
-            )
-        await _until(lambda: feed.messages >= len(parts), 10)
-        assert feed.messages == len(parts), (
-            f"the feed read {feed.messages} of the {len(parts)} updates, "
-            f"one on each partition of {topics.kpi_updates}"
-        )
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
-        await producer.stop()
-
-
-async def _until(check: Any, seconds: float) -> None:
-    """Poll ``check`` every 0.1 s, for at most ``seconds``."""
-    for _ in range(int(seconds * 10)):
-        if check():
-            return
-        await asyncio.sleep(0.1)
 
 
 def published_alerts(bootstrap: str, topic: str) -> set[AlertKey]:

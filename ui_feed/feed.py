@@ -29,6 +29,10 @@ from ui_feed.queries import Reads
 log = logging.getLogger(__name__)
 
 
+class TopicsMissing(Exception):
+    pass
+
+
 class Feed:
     def __init__(
         self,
@@ -135,10 +139,7 @@ class Feed:
             )
             try:
                 await consumer.start()
-                tps = []
-                for topic in (self.topics.kpi_updates, self.topics.alerts):
-                    parts = consumer.partitions_for_topic(topic) or {0}
-                    tps += [TopicPartition(topic, p) for p in sorted(parts)]
+                tps = await self._partitions(consumer)
                 consumer.assign(tps)
                 ends = await consumer.end_offsets(tps)
                 await self.load()
@@ -155,12 +156,30 @@ class Feed:
                     await asyncio.sleep(0)
             except asyncio.CancelledError:
                 raise
+            except TopicsMissing as exc:
+                log.info("%s", exc)
+                await asyncio.sleep(1)
             except Exception as exc:
                 log.warning("live feed interrupted (%s); reconnecting", exc)
                 await asyncio.sleep(2)
             finally:
                 self.connected = False
                 await consumer.stop()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """Every partition of the update topics. Nothing here may name a
+        missing topic: a broker that creates topics on demand (Tansu) would
+        create it with its own partition count before ``ioc`` creates it
+        with one. A missing topic is ``TopicsMissing``: the caller waits and
+        connects again (a new consumer starts with fresh metadata)."""
+        names = (self.topics.kpi_updates, self.topics.alerts)
+        tps = []
+        for name in names:
+            parts = consumer.partitions_for_topic(name)
+            if not parts:
+                raise TopicsMissing(f"waiting for the topics {', '.join(names)} to be created")
+            tps += [TopicPartition(name, part) for part in sorted(parts)]
+        return tps
 
     async def load(self) -> None:
         """State as last published, from the database."""
