@@ -103,7 +103,9 @@ def create_app(
         await updates_topic.send(value=message.encode())
 
     async def publish_alerts(message: bytes) -> None:
-        await alerts_topic.send(value=message)
+        # wait for the broker: the transition is marked sent after this
+        delivered = await alerts_topic.send(value=message)
+        await delivered
 
     worker = ProcedureWorker(
         settings,

@@ -158,7 +158,8 @@ async def _drain(
             {k: orjson.dumps(v).decode() for k, v in proc.all_counters().items()} if final else {}
         )
         commits.append((proc.drain(snapshot=final, keep_raw=False), updates))
-    await sink.write_many(commits)
+    # history: nothing of it is for the screens now
+    await sink.write_many(commits, published=True)
 
 
 async def _refresh(sink: PostgresSink, view: str, attempts: int = 30) -> None:

@@ -93,6 +93,8 @@ class Partition:
     last_snapshot: float = field(default_factory=time.monotonic)
     # wall-clock time the first events since the last drain were applied
     applied_at: float | None = None
+    # SLA transitions committed and not yet known to be with the broker
+    unsent: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def write_until_done(
@@ -213,7 +215,11 @@ class ProcedureWorker:
             proc.restore(stored.snapshot, stored.seq, later)
             proc.restore_counters(stored.hourly_scopes, stored.hourly_hours, stored.hourly_values)
             proc.move(now)
-            self.partitions[part] = Partition(proc, watermark)
+            # what the last owner committed but could not send
+            unsent = await self.sink.unpublished(part)
+            self.partitions[part] = Partition(proc, watermark, unsent=unsent)
+            if unsent:
+                self._applied.set()
             log.info(
                 "partition %d ready: %d dossiers, %d events after the snapshot, %.1f s",
                 part,
@@ -307,6 +313,7 @@ class ProcedureWorker:
             ]
             batch = [out for out in batch if out.worth_a_commit()]
             if not batch:
+                await self._send_alerts()
                 return
             with self.metrics.commit_seconds.time():
                 await self._commit([(out.drained, out.updates) for out in batch])
@@ -325,8 +332,33 @@ class ProcedureWorker:
                 if out.applied is not None:
                     self.metrics.hop.labels("applied_to_committed").observe(committed - out.applied)
                 await self._publish(out, committed)
-                for message in sla_messages(out.drained.alerts):
+                slot.unsent += out.drained.alerts
+            await self._send_alerts()
+
+    async def _send_alerts(self) -> None:
+        """Send the committed SLA transitions not yet sent, and mark them
+        sent once the broker has them (the outbox of ``sla_transitions``).
+        What cannot be sent now waits for the next commit, or for the next
+        owner of the partition; a transition may be sent twice, never lost
+        (readers drop repeats by ``alerts.messages.sla_key``)."""
+        slots = {part: s for part, s in self.partitions.items() if s.unsent}
+        if not slots:
+            return
+        sent = []
+        for part, slot in slots.items():
+            try:
+                for message in sla_messages(slot.unsent):
                     await self._publish_alerts(message)
+            except Exception as exc:  # the broker is away: the next commit tries again
+                log.warning("SLA transitions of partition %d not sent yet: %s", part, exc)
+                continue
+            sent.append(part)
+        if sent:
+            await write_until_done(
+                self.sink, lambda: self.sink.mark_published(sent), self.health, self.metrics
+            )
+            for part in sent:
+                slots[part].unsent = []
 
     async def _publish(self, out: Outgoing, committed: float) -> None:
         """KPI updates of one partition, in messages of at most

@@ -14,12 +14,13 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from alerts.messages import sla_items
+from alerts.messages import sla_items, sla_key
 from ioc.feed import channel_of, kpi_view, sum_counters
 from ioc.registry import Registry
 from ioc.topics import Topics
@@ -27,6 +28,8 @@ from ui_feed.hub import Hub
 from ui_feed.queries import Reads
 
 log = logging.getLogger(__name__)
+# transitions sent twice come within a worker's restart: far fewer than this
+ALERTS_REMEMBERED = 50_000
 
 
 class TopicsMissing(Exception):
@@ -53,6 +56,8 @@ class Feed:
         # scope -> partition -> (at, counters)
         self.partials: dict[str, dict[int, tuple[float, dict[str, Any]]]] = {}
         self.sensors: dict[str, dict[str, Any]] = {}
+        # the latest transitions' keys, to drop one a worker sends again
+        self._alerts_seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         self.messages = 0
         self.connected = False
         # the next offset to read per partition, kept across reconnections
@@ -97,6 +102,12 @@ class Feed:
 
     def apply_alerts(self, items: list[dict[str, Any]]) -> None:
         for item in items:
+            key = sla_key(item)
+            if key in self._alerts_seen:
+                continue  # sent again by a worker that took over its partition
+            self._alerts_seen[key] = None
+            if len(self._alerts_seen) > ALERTS_REMEMBERED:
+                self._alerts_seen.popitem(last=False)
             self.hub.publish("alerts", item, conflate=False)
 
     def handle(self, value: bytes) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from alerts.messages import SLA_SELECT, sla_item
 from ioc.clock import utc_datetime
 from ioc.feed import sum_counters
 from ioc.kpis import FLOWS, LEVELS
@@ -76,32 +77,11 @@ class Reads:
         async with self.pool.connection() as conn:
             rows = await (
                 await conn.execute(
-                    "SELECT extract(epoch FROM at), dossier_id, transition, "
-                    "extract(epoch FROM due), consumed_hours, allotted_hours, commune, agency, "
-                    "centre, procedure, field FROM sla_transitions ORDER BY at DESC LIMIT %s",
+                    f"SELECT {SLA_SELECT} FROM sla_transitions ORDER BY at DESC LIMIT %s",
                     (limit,),
                 )
             ).fetchall()
-        keys = (
-            "at",
-            "dossier_id",
-            "transition",
-            "due",
-            "consumed_hours",
-            "allotted_hours",
-            "commune",
-            "agency",
-            "centre",
-            "procedure",
-            "field",
-        )
-        out = []
-        for row in reversed(rows):
-            item: dict[str, Any] = {"kind": "sla", **dict(zip(keys, row, strict=True))}
-            item["at"] = float(item["at"])
-            item["due"] = None if item["due"] is None else float(item["due"])
-            out.append(item)
-        return out
+        return [sla_item(row) for row in reversed(rows)]
 
     async def latest_readings(self) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn:

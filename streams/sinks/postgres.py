@@ -25,6 +25,7 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
+from alerts.messages import SLA_SELECT, sla_item
 from ioc.clock import utc_datetime
 from ioc.events import ProcedureEvent, SensorReading, stored_body
 from ioc.kpis import FLOWS, LEVELS
@@ -50,7 +51,7 @@ SNAPSHOTS_KEPT = 2
 
 ALERT_COLUMNS = (
     "at, dossier_id, transition, due, consumed_hours, allotted_hours, commune, agency, centre, "
-    "procedure, field"
+    "procedure, field, part, published"
 )
 
 
@@ -67,7 +68,7 @@ def _event_line(part: int, seq: int, ev: ProcedureEvent) -> str:
     )
 
 
-def _alert_line(a: dict[str, Any]) -> str:
+def _alert_line(a: dict[str, Any], part: int, published: bool) -> str:
     due = NULL if a["due"] is None else _instant(a["due"])
     commune = NULL if a["commune"] is None else text(a["commune"])
     fields = (
@@ -82,6 +83,8 @@ def _alert_line(a: dict[str, Any]) -> str:
         text(a["centre"]),
         text(a["procedure"]),
         text(a["field"]),
+        str(part),
+        "t" if published else "f",
     )
     return "\t".join(fields) + "\n"
 
@@ -132,7 +135,9 @@ class PostgresSink:
         per scope, if any)."""
         await self.write_many([(drained, latest or {})])
 
-    async def write_many(self, commits: Sequence[tuple[Drained, dict[str, str]]]) -> None:
+    async def write_many(
+        self, commits: Sequence[tuple[Drained, dict[str, str]]], published: bool = False
+    ) -> None:
         """Commit the drains of several partitions in one transaction (one
         WAL flush instead of one per partition).
 
@@ -140,15 +145,15 @@ class PostgresSink:
         drains are written again with the raw events one by one: a refused
         event goes to the dead letters with the reason, the rest commit."""
         try:
-            await self._write(commits, careful=False)
+            await self._write(commits, published, careful=False)
         except Exception as exc:
             if not is_data_error(exc):
                 raise
             log.warning("a commit was refused (%s); writing its events one by one", exc)
-            await self._write(commits, careful=True)
+            await self._write(commits, published, careful=True)
 
     async def _write(
-        self, commits: Sequence[tuple[Drained, dict[str, str]]], careful: bool
+        self, commits: Sequence[tuple[Drained, dict[str, str]]], published: bool, careful: bool
     ) -> None:
         conn = self.conn
         drains = [d for d, _ in commits]
@@ -183,12 +188,12 @@ class PostgresSink:
                         f"COPY kpi_points (minute, scope_id, part, {_FLOWS}, {_LEVELS})",
                         points,
                     )
-            alerts = [a for d in drains for a in d.alerts]
-            if alerts:
+            if any(d.alerts for d in drains):
+                lines = (_alert_line(a, d.part, published) for d in drains for a in d.alerts)
                 async with conn.cursor().copy(
                     f"COPY sla_transitions ({ALERT_COLUMNS}) FROM STDIN"
                 ) as copy:
-                    for chunk in chunks(_alert_line(a) for a in alerts):
+                    for chunk in chunks(lines):
                         await copy.write(chunk)
             latest = (
                 f"{text(scope)}\t{d.part}\t{_instant(d.clock)}\t{text(encoded)}\n"
@@ -426,6 +431,26 @@ class PostgresSink:
         ) as copy:
             for row in rows:
                 await copy.write_row(row)
+
+    async def mark_published(self, parts: Sequence[int]) -> None:
+        """The unpublished transitions of ``parts`` are with the broker now.
+        Called under the worker's commit lock, so no commit adds one between
+        the send and this."""
+        await self.conn.execute(
+            "UPDATE sla_transitions SET published = true WHERE part = ANY(%s) AND NOT published",
+            (list(parts),),
+        )
+
+    async def unpublished(self, part: int) -> list[dict[str, Any]]:
+        """The transitions of ``part`` stored but not known to be sent."""
+        rows = await (
+            await self.conn.execute(
+                f"SELECT {SLA_SELECT} FROM sla_transitions WHERE part = %s AND NOT published "
+                "ORDER BY at",
+                (part,),
+            )
+        ).fetchall()
+        return [sla_item(row) for row in rows]
 
     # -- reading back after a restart ---------------------------------------------------
 

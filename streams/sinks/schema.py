@@ -141,6 +141,15 @@ def tables() -> list[str]:
     field text NOT NULL
 )""",
         "CREATE INDEX IF NOT EXISTS sla_transitions_dossier ON sla_transitions (dossier_id, at)",
+        # The worker's outbox: a transition is stored unpublished in the commit
+        # that decides it and marked once the broker has it, so one a worker
+        # could not send before it died is sent by the next owner of its
+        # partition. Rows from before these columns count as sent.
+        "ALTER TABLE sla_transitions ADD COLUMN IF NOT EXISTS part smallint",
+        "ALTER TABLE sla_transitions ADD COLUMN IF NOT EXISTS published boolean NOT NULL "
+        "DEFAULT true",
+        "CREATE INDEX IF NOT EXISTS sla_transitions_unpublished ON sla_transitions (part) "
+        "WHERE NOT published",
         """CREATE TABLE IF NOT EXISTS sensor_readings (
     ts timestamptz NOT NULL,
     event_id text NOT NULL,
