@@ -658,6 +658,11 @@
     selectWindow(WINDOWS[initial] ? initial : "today");
     restore();
     addEventListener("pagehide", save);
+    // The page itself, for a reload while the API is down (see wall-sw.js).
+    // Browsers offer service workers on https and localhost only; where
+    // there are none, or the API does not serve the worker, the page works
+    // as before.
+    if ("serviceWorker" in navigator) navigator.serviceWorker.register("wall-sw.js").catch(() => {});
     renderLink();
     connect();
   }
