@@ -16,7 +16,10 @@
   const STORE_KEY = "ioc-wall";
   const STORE_VERSION = 1;
   const SAVE_EVERY_MS = 5000; // and at pagehide: a reload loses nothing
-  const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+  // Redial soon: a wall has few peers (tens of screens, not thousands), and
+  // every second of backoff after the API is back is a second of stale figures.
+  const BACKOFF_MS = [500, 1000, 2000, 5000];
+  const REFUSED_MS = 30000; // a refused token needs a change on the server first
   const VN_OFFSET_S = 7 * 3600; // Asia/Ho_Chi_Minh: UTC+7, no daylight saving
   const WEEKDAYS = ["Chủ nhật", "Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy"];
 
@@ -573,6 +576,7 @@
   let socket = null;
   let attempt = 0;
   let watchdog = 0;
+  let redial = 0;
 
   function wsUrl() {
     const url = new URL("ws", location.href); // /ws next to this page
@@ -584,6 +588,7 @@
   }
 
   function connect() {
+    redial = 0;
     setStatus(attempt ? "reconnecting" : "connecting", attempt ? "Đang kết nối lại… · Reconnecting" : "Đang kết nối… · Connecting");
     const ws = new WebSocket(wsUrl());
     socket = ws;
@@ -629,13 +634,20 @@
     // 1008: wrong or missing token. Only a change on the server can help,
     // so keep trying, slowly, and say why.
     const refused = code === 1008;
-    if (refused) attempt = BACKOFF_MS.length;
-    const base = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
+    const base = refused ? REFUSED_MS : BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
     const delay = Math.round(base * (0.75 + Math.random() * 0.5)); // jitter: screens do not stampede
     attempt++;
     if (refused) setStatus("refused", "Máy chủ từ chối mã truy cập · Token refused");
     else setStatus("reconnecting", `Mất kết nối, thử lại sau ${Math.ceil(delay / 1000)} giây · Reconnecting`);
-    setTimeout(connect, delay);
+    redial = setTimeout(connect, delay);
+  }
+
+  // The network is back (a cable, Wi-Fi): dial now rather than at the next attempt.
+  function redialNow() {
+    if (socket !== null || !redial) return;
+    clearTimeout(redial);
+    redial = 0;
+    connect();
   }
 
   function alive() {
@@ -658,6 +670,7 @@
     selectWindow(WINDOWS[initial] ? initial : "today");
     restore();
     addEventListener("pagehide", save);
+    addEventListener("online", redialNow);
     // The page itself, for a reload while the API is down (see wall-sw.js).
     // Browsers offer service workers on https and localhost only; where
     // there are none, or the API does not serve the worker, the page works
