@@ -6,7 +6,8 @@ received tile (printed, never asserted: the time depends on the machine),
 and checks behaviour only: the figures stay on screen, marked stale, while
 the API is dead; a new API resumes them in place; a reload shows the last
 figures before the websocket is up, and, with the page's service worker,
-even while the API is down."""
+even while the API is down. Two quick ones serve the page from an API
+without its feed: what it says before it has any figures."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from typing import Any
 import httpx
 import pytest
 
+from ioc.settings import Settings
 from tests.conftest import new_database
 from tests.processes import Process, ioc_env, wait_until
 from tests.test_pipeline import receipt
+from tests.ui_feed.serving import serving
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 SAMPLES = 10
@@ -193,6 +196,25 @@ def report(capsys: pytest.CaptureFixture[str], line: str) -> None:
         print(f"\n{line}")
 
 
+@pytest.mark.parametrize(
+    ("token", "link", "says"),
+    [("s3cret-read-token", "connected", "Waiting for figures"), ("wrong", "refused", "refused")],
+    ids=["no-figures-yet", "token-refused"],
+)
+def test_without_figures_the_wall_says_why(token: str, link: str, says: str) -> None:
+    assert Path(CHROMIUM).exists(), "Chromium is needed: scripts/test-servers installs it"
+    with (
+        serving(Settings(read_token="s3cret-read-token")) as (base, _),
+        chromium_page(f"{base}/?token={token}") as page,
+    ):
+        wait_link(page, f"link === '{link}'", timeout=20)
+        waiting = page.locator('[data-testid="waiting"]')
+        assert waiting.is_visible() and says in waiting.inner_text()
+        assert not page.locator(STALE).is_visible()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
 def test_the_wall_follows_posted_receipts_and_resumes_after_an_api_restart(
     pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -256,6 +278,8 @@ def test_the_wall_follows_posted_receipts_and_resumes_after_an_api_restart(
         assert shown(page)["value"] == str(pipeline.received)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_reload_while_the_api_is_down_shows_the_last_figures(pipeline: Pipeline) -> None:
     if httpx.get(f"{pipeline.base}/wall-sw.js", timeout=5).status_code != 200:
         pytest.skip("the API does not serve the wall's service worker at /wall-sw.js")
