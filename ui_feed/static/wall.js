@@ -1,5 +1,11 @@
 // IOC wall page: one websocket to the hub (/ws), live tiles, communes,
 // settling agencies, alerts and sensors. Vanilla JS, no build step, no network but our own host.
+//
+// The screen never goes blank once it has figures: when the link drops it
+// keeps them, marked stale, and reconnects with the seqs it holds ("resume");
+// the hub then sends only what was missed, or fresh snapshots that replace
+// the figures in place. The figures are also kept in sessionStorage, so a
+// reload shows them (stale) before the websocket is up.
 (function () {
   "use strict";
 
@@ -7,7 +13,13 @@
   const WINDOWS = { today: "Hôm nay", "24h": "24 giờ", month: "Tháng", ytd: "Năm" };
   const MAX_ALERTS = 30;
   const STALE_MS = 45000; // the hub beats every 15 s: three missed beats = dead link
-  const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+  const STORE_KEY = "ioc-wall";
+  const STORE_VERSION = 1;
+  const SAVE_EVERY_MS = 5000; // and at pagehide: a reload loses nothing
+  // Redial soon: a wall has few peers (tens of screens, not thousands), and
+  // every second of backoff after the API is back is a second of stale figures.
+  const BACKOFF_MS = [500, 1000, 2000, 5000];
+  const REFUSED_MS = 30000; // a refused token needs a change on the server first
   const VN_OFFSET_S = 7 * 3600; // Asia/Ho_Chi_Minh: UTC+7, no daylight saving
   const WEEKDAYS = ["Chủ nhật", "Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy"];
 
@@ -21,6 +33,8 @@
     seqs: {}, // channel -> last seq seen, sent back as "resume"
     messages: 0,
     lastUpdate: null,
+    link: "connecting", // connecting | connected | reconnecting | refused
+    staleSince: null, // epoch ms since when the figures shown are not live, or null
   };
 
   // -- formatting -----------------------------------------------------------
@@ -333,13 +347,63 @@
 
   function setStatus(kind, text) {
     const node = $('[data-testid="connection-status"]');
+    state.link = kind;
     node.dataset.state = kind;
     node.textContent = text;
+    renderLink();
+  }
+
+  function hasFigures() {
+    const { province, communes, agencies, alerts, sensors } = state;
+    return province !== null || communes.size > 0 || agencies.size > 0 || alerts.length > 0 || sensors !== null;
+  }
+
+  // Whether the page holds figures of ``channel``: only those are resumed.
+  function holds(channel) {
+    const unit = unitOf(channel);
+    if (unit) return state[unit].has(channel);
+    if (channel === "kpi/province") return state.province !== null;
+    if (channel === "alerts") return state.alerts.length > 0;
+    return channel === "sensors" && state.sensors !== null;
+  }
+
+  // The figures stay on screen whatever the link does; these say how old they are.
+  function markStale(since) {
+    if (state.staleSince === null) state.staleSince = since;
+    renderLink();
+  }
+
+  function markLive() {
+    state.staleSince = null;
+    renderLink();
+  }
+
+  function renderLink() {
+    const stale = state.staleSince !== null && hasFigures();
+    document.body.toggleAttribute("data-stale", stale);
+    const note = $('[data-testid="stale-note"]');
+    note.hidden = !stale;
+    if (stale) {
+      const t = vnTime(state.staleSince / 1000);
+      const today = vnTime(Date.now() / 1000).date === t.date;
+      setText($("#stale-since"), today ? t.time : `${t.time} ${t.dm}`, false);
+    }
+    // Nothing to show yet: say why rather than leave bare dashes.
+    const waiting = $('[data-testid="waiting"]');
+    waiting.hidden = hasFigures();
+    const why =
+      state.link === "connected"
+        ? "Đang chờ số liệu… · Waiting for figures"
+        : state.link === "refused"
+          ? "Máy chủ từ chối mã truy cập · Access token refused"
+          : "Đang kết nối tới máy chủ IOC… · Connecting to the IOC server";
+    setText(waiting, why, false);
   }
 
   function renderStatus() {
     setText($('[data-testid="message-count"]'), nf0.format(state.messages), false);
     if (state.lastUpdate !== null) setText($("#last-update"), vnTime(state.lastUpdate).time, false);
+    renderLink();
   }
 
   // -- rendering, batched per frame -------------------------------------------
@@ -389,37 +453,122 @@
     state.messages++;
     if (msg.type === "snapshot" || msg.type === "delta") apply(msg);
     else if (msg.type === "heartbeat" && isNum(msg.at)) showClock(msg.at);
+    else if (msg.type === "pong") markLive(); // see connect(): the catch-up is over
     else if (msg.type === "error") console.warn("hub refused a message:", msg.reason);
     schedule("status");
   }
 
+  const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+
+  // A snapshot replaces what is shown, in place. One that carries nothing
+  // (no value, no items, no readings) is ignored rather than allowed to
+  // blank a panel: it can only mean that the hub does not know yet.
   function apply(msg) {
     const { channel, data } = msg;
-    state.seqs[channel] = msg.seq;
-    state.lastUpdate = Date.now() / 1000;
     const unit = unitOf(channel); // "communes", "agencies" or undefined
     if (channel === "kpi/province") {
+      if (!isObject(data)) return;
       state.province = data;
+      markLive();
       schedule("tiles");
     } else if (unit) {
+      if (!isObject(data)) return;
       const known = state[unit].get(channel);
       if (!known || known.label !== data.label) schedule("names");
       state[unit].set(channel, data);
       schedule(unit);
     } else if (channel === "alerts") {
       if (msg.type === "snapshot") {
-        state.alerts = (Array.isArray(data) ? data : []).slice(-MAX_ALERTS).reverse();
+        if (!Array.isArray(data) || !data.length) return;
+        state.alerts = data.slice(-MAX_ALERTS).reverse();
         alertsRebuild = true;
       } else {
+        if (!isObject(data)) return;
         alertsNew.push(data);
         state.alerts.unshift(data);
         state.alerts.length = Math.min(state.alerts.length, MAX_ALERTS);
       }
       schedule("alerts");
     } else if (channel === "sensors") {
+      if (!isObject(data) || !Array.isArray(data.readings) || !data.readings.length) return;
       state.sensors = data;
       schedule("sensors");
+    } else {
+      return;
     }
+    if (isNum(msg.seq)) state.seqs[channel] = msg.seq;
+    state.lastUpdate = Date.now() / 1000;
+    saveSoon();
+  }
+
+  // -- keeping the figures across a reload -------------------------------------
+
+  // sessionStorage: per tab, so two walls in one browser keep their own, and
+  // gone with the tab. Saved together, figures and seqs always match, so a
+  // resume from them asks the hub for exactly what they lack.
+  let saveTimer = 0;
+
+  function saveSoon() {
+    if (!saveTimer) saveTimer = setTimeout(save, SAVE_EVERY_MS);
+  }
+
+  function save() {
+    clearTimeout(saveTimer);
+    saveTimer = 0;
+    if (!hasFigures()) return;
+    const clockAt = Number($('[data-testid="ioc-clock"]').dataset.at) || null;
+    const saved = {
+      v: STORE_VERSION,
+      savedAt: Date.now(),
+      staleSince: state.staleSince,
+      province: state.province,
+      communes: [...state.communes],
+      agencies: [...state.agencies],
+      alerts: state.alerts,
+      sensors: state.sensors,
+      seqs: state.seqs,
+      lastUpdate: state.lastUpdate,
+      clockAt,
+    };
+    try {
+      sessionStorage.setItem(STORE_KEY, JSON.stringify(saved));
+    } catch (e) {
+      // full or unavailable (private mode): live figures matter more than kept ones
+      try {
+        sessionStorage.removeItem(STORE_KEY);
+      } catch (e2) {
+        /* no storage at all */
+      }
+    }
+  }
+
+  function restore() {
+    let saved;
+    try {
+      saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || "null");
+    } catch (e) {
+      return;
+    }
+    if (!isObject(saved) || saved.v !== STORE_VERSION) return;
+    const entries = (v) => (Array.isArray(v) ? v.filter((e) => Array.isArray(e) && isObject(e[1])) : []);
+    if (isObject(saved.province)) state.province = saved.province;
+    state.communes = new Map(entries(saved.communes));
+    state.agencies = new Map(entries(saved.agencies));
+    if (Array.isArray(saved.alerts)) state.alerts = saved.alerts.filter(isObject).slice(0, MAX_ALERTS);
+    if (isObject(saved.sensors)) state.sensors = saved.sensors;
+    if (isObject(saved.seqs)) {
+      for (const [channel, seq] of Object.entries(saved.seqs)) {
+        if (Number.isInteger(seq) && seq >= 0 && holds(channel)) state.seqs[channel] = seq;
+      }
+    }
+    if (isNum(saved.lastUpdate)) state.lastUpdate = saved.lastUpdate;
+    if (isNum(saved.clockAt)) showClock(saved.clockAt);
+    if (!hasFigures()) return;
+    // stale from when the previous page stopped being live
+    markStale(isNum(saved.staleSince) ? saved.staleSince : isNum(saved.savedAt) ? saved.savedAt : Date.now());
+    alertsRebuild = true;
+    for (const part of ["tiles", "communes", "agencies", "names", "alerts", "sensors"]) dirty.add(part);
+    flush(); // now, not at the next frame: on screen before the websocket is even dialled
   }
 
   // -- websocket ---------------------------------------------------------------
@@ -427,6 +576,7 @@
   let socket = null;
   let attempt = 0;
   let watchdog = 0;
+  let redial = 0;
 
   function wsUrl() {
     const url = new URL("ws", location.href); // /ws next to this page
@@ -438,6 +588,7 @@
   }
 
   function connect() {
+    redial = 0;
     setStatus(attempt ? "reconnecting" : "connecting", attempt ? "Đang kết nối lại… · Reconnecting" : "Đang kết nối… · Connecting");
     const ws = new WebSocket(wsUrl());
     socket = ws;
@@ -446,6 +597,11 @@
       const sub = { op: "subscribe", channels: CHANNELS };
       if (Object.keys(state.seqs).length) sub.resume = state.seqs; // only what we missed
       ws.send(JSON.stringify(sub));
+      // The hub answers in order: the pong comes after every snapshot and
+      // missed delta the subscription queued, so at the pong the figures are
+      // as live as the hub's (a hub that has nothing for a channel yet, a
+      // new API still loading, sends it as soon as it has).
+      ws.send(JSON.stringify({ op: "ping" }));
       alive();
     };
     ws.onmessage = (ev) => {
@@ -459,12 +615,12 @@
       }
       if (msg && typeof msg === "object") onMessage(msg);
     };
-    ws.onclose = () => retry(ws);
+    ws.onclose = (ev) => retry(ws, ev.code);
     ws.onerror = () => {}; // onclose follows
   }
 
   // A half-open link may never fire onclose: forget the socket and dial again.
-  function retry(ws) {
+  function retry(ws, code) {
     if (ws !== socket) return;
     socket = null;
     clearTimeout(watchdog);
@@ -474,11 +630,24 @@
     } catch (e) {
       /* already closed */
     }
-    const base = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
+    markStale(Date.now());
+    // 1008: wrong or missing token. Only a change on the server can help,
+    // so keep trying, slowly, and say why.
+    const refused = code === 1008;
+    const base = refused ? REFUSED_MS : BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
     const delay = Math.round(base * (0.75 + Math.random() * 0.5)); // jitter: screens do not stampede
     attempt++;
-    setStatus("reconnecting", `Mất kết nối, thử lại sau ${Math.ceil(delay / 1000)} giây · Reconnecting`);
-    setTimeout(connect, delay);
+    if (refused) setStatus("refused", "Máy chủ từ chối mã truy cập · Token refused");
+    else setStatus("reconnecting", `Mất kết nối, thử lại sau ${Math.ceil(delay / 1000)} giây · Reconnecting`);
+    redial = setTimeout(connect, delay);
+  }
+
+  // The network is back (a cable, Wi-Fi): dial now rather than at the next attempt.
+  function redialNow() {
+    if (socket !== null || !redial) return;
+    clearTimeout(redial);
+    redial = 0;
+    connect();
   }
 
   function alive() {
@@ -499,6 +668,15 @@
     });
     const initial = new URLSearchParams(location.search).get("window");
     selectWindow(WINDOWS[initial] ? initial : "today");
+    restore();
+    addEventListener("pagehide", save);
+    addEventListener("online", redialNow);
+    // The page itself, for a reload while the API is down (see wall-sw.js).
+    // Browsers offer service workers on https and localhost only; where
+    // there are none, or the API does not serve the worker, the page works
+    // as before.
+    if ("serviceWorker" in navigator) navigator.serviceWorker.register("wall-sw.js").catch(() => {});
+    renderLink();
     connect();
   }
 
