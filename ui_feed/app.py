@@ -166,6 +166,15 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     async def wall() -> FileResponse:
         return FileResponse(STATIC / "wall.html")
 
+    @app.get("/wall-sw.js", include_in_schema=False)
+    async def wall_worker() -> FileResponse:
+        # beside the page: a service worker controls only pages at or below it
+        return FileResponse(
+            STATIC / "wall-sw.js",
+            media_type="text/javascript",
+            headers={"Cache-Control": "no-cache"},
+        )
+
     @app.get("/healthz")
     async def healthz() -> Health:
         """200 while the API process runs."""
