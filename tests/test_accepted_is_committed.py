@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ioc.events import CHANNELS, PROCEDURE_TYPES, SENSOR_MEASURES
+from ioc.testing import receipt
 from streams.sources.mqtt_bridge import reading_from_mqtt
 from tests.conftest import new_database
 from tests.processes import Process, ioc_env, wait_until
@@ -109,22 +110,7 @@ def procedure_items(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def sentinel(tag: str) -> dict[str, Any]:
-    return {
-        "schema": 1,
-        "event_id": f"sentinel-{tag}",
-        "type": "received",
-        "dossier_id": f"sentinel-{tag}",
-        "ts": "2026-03-16T09:00:00+07:00",
-        "province": "01",
-        "centre": "hcc-00166",
-        "agency": "ubnd-00166",
-        "commune": "00166",
-        "procedure_code": "1.000005",
-        "field": "ho-tich",
-        "channel": "online",
-        "allotted_working_days": 3,
-        "fee_required": True,
-    }
+    return receipt(f"sentinel-{tag}", event_id=f"sentinel-{tag}")
 
 
 @PROPERTY

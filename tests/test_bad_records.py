@@ -21,29 +21,16 @@ import httpx
 import psycopg
 import pytest
 
+from ioc.testing import procedure_event
 from ioc.topics import Topics
 from streams.kafka import Producer
 from tests.processes import Process, ioc_env, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-RECEIPT = {
-    "schema": 1,
-    "type": "received",
-    "province": "01",
-    "centre": "hcc-00166",
-    "agency": "ubnd-00166",
-    "commune": "00166",
-    "procedure_code": "1.000005",
-    "field": "ho-tich",
-    "channel": "online",
-    "allotted_working_days": 3,
-    "fee_required": True,
-}
-
 
 def receipt(dossier: str, event_id: str, ts: str = "2026-03-16T09:00:00+07:00") -> bytes:
-    return json.dumps({**RECEIPT, "event_id": event_id, "dossier_id": dossier, "ts": ts}).encode()
+    return json.dumps(procedure_event("received", dossier, ts, event_id)).encode()
 
 
 async def produce(bootstrap: str, topic: str, value: bytes, headers: Any = None) -> None:

@@ -16,32 +16,14 @@ import psycopg
 import pytest
 from websockets.asyncio.client import connect
 
+from ioc.testing import procedure_event
 from tests.processes import Process, ioc_env, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-RECEIPT = {
-    "province": "01",
-    "centre": "hcc-00166",
-    "agency": "ubnd-00166",
-    "commune": "00166",
-    "procedure_code": "1.000005",
-    "field": "ho-tich",
-    "channel": "online",
-    "allotted_working_days": 3,
-    "fee_required": True,
-}
-
 
 def receipt(dossier: str, ts: str) -> dict[str, Any]:
-    return {
-        "schema": 1,
-        "event_id": f"{dossier}/0",
-        "type": "received",
-        "dossier_id": dossier,
-        "ts": ts,
-        **RECEIPT,
-    }
+    return procedure_event("received", dossier, ts, f"{dossier}/0")
 
 
 def publish(url: str, messages: list[tuple[str, bytes]]) -> None:

@@ -11,18 +11,7 @@ from ioc.clock import parse_instant
 from ioc.events import ProcedureEvent, decode_procedure_event
 from ioc.registry import Registry, load_registry
 from ioc.settings import PACKAGE_DATA
-
-RECEIPT = {
-    "province": "01",
-    "centre": "hcc-00166",
-    "agency": "ubnd-00166",
-    "commune": "00166",
-    "procedure_code": "1.000005",
-    "field": "ho-tich",
-    "channel": "online",
-    "allotted_working_days": 3,
-    "fee_required": True,
-}
+from ioc.testing import RECEIPT
 
 
 @cache

@@ -32,6 +32,7 @@ from ioc.clock import parse_instant
 from ioc.events import ProcedureEvent, canonical_body, decode_procedure_event
 from ioc.registry import load_registry
 from ioc.settings import Settings
+from ioc.testing import procedure_event
 from streams.kafka import partition_for
 from streams.recompute import recompute
 from streams.sinks.schema import migrate
@@ -67,19 +68,6 @@ CONFIG = schemathesis.Config.from_dict(
 # NDJSON bodies are text; schemathesis sends them as it sends text/plain.
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 
-RECEIPT = {
-    "province": "01",
-    "centre": "hcc-00166",
-    "agency": "ubnd-00166",
-    "commune": "00166",
-    "procedure_code": "1.000005",
-    "field": "ho-tich",
-    "channel": "online",
-    "allotted_working_days": 3,
-    "fee_required": True,
-}
-
-
 DOSSIER = "000.00.24.H22-260316-0005"  # received, then waiting for a supplement
 
 
@@ -89,22 +77,16 @@ def history() -> list[ProcedureEvent]:
     for i in range(6):
         dossier = f"000.00.24.H22-260316-000{i + 1}"
         ts = f"2026-03-16T0{8 + i // 3}:{10 * i:02d}:00+07:00"
-        raw.append({"type": "received", "ts": ts, "dossier_id": dossier, **RECEIPT})
+        raw.append(procedure_event("received", dossier, ts))
         if i % 2:
-            raw.append(
-                {"type": "processed", "ts": "2026-03-16T11:00:00+07:00", "dossier_id": dossier}
-            )
+            raw.append(procedure_event("processed", dossier, "2026-03-16T11:00:00+07:00"))
         if i == 4:
             raw.append(
-                {
-                    "type": "supplement_requested",
-                    "ts": "2026-03-16T10:30:00+07:00",
-                    "dossier_id": dossier,
-                }
+                procedure_event("supplement_requested", dossier, "2026-03-16T10:30:00+07:00")
             )
     out = []
     for n, fields in enumerate(raw):
-        ev = decode_procedure_event({"schema": 1, "event_id": f"fuzz-{n}", **fields}, b"")
+        ev = decode_procedure_event({**fields, "event_id": f"fuzz-{n}"}, b"")
         assert isinstance(ev, ProcedureEvent), ev
         out.append(ev)
     return out
