@@ -243,8 +243,9 @@ class ProcedureWorker:
             slot = self.partitions.get(part)
         if slot is None:  # not ours any more: unacknowledged, the new owner reads it
             return
+        started = time.monotonic()
         if slot.pending_since is None:  # a stuck claim or apply counts as waiting too
-            slot.pending_since = time.monotonic()
+            slot.pending_since = started
         mark = _watermark(event)
         if mark is not None:
             if slot.clock is not None:
@@ -280,6 +281,8 @@ class ProcedureWorker:
                 self.metrics.hop.labels("edge_to_applied").observe(applied - edge)
         slot.acks.append((stream, event))
         slot.pending_events += len(events)
+        if slot.pending_since is None:  # a commit took the earlier ones meanwhile
+            slot.pending_since = started
         self._applied.set()
         if slot.pending_events >= MAX_PENDING_EVENTS:
             await self.flush({part})
@@ -392,9 +395,10 @@ class ProcedureWorker:
         out = Outgoing(
             part, slot, proc.drain(snapshot=snapshot), updates, edges, slot.applied_at, slot.acks
         )
+        if slot.acks:  # else nothing of what waits is in this commit
+            slot.committing_since, slot.pending_since = slot.pending_since, None
         slot.acks, slot.applied_at = [], None
         slot.committing, slot.pending_events = slot.pending_events, 0
-        slot.committing_since, slot.pending_since = slot.pending_since, None
         return out
 
     async def _commit(self, commits: list[tuple[Drained, dict[str, str]]]) -> None:
