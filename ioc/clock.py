@@ -57,19 +57,23 @@ class ManualClock:
 
 
 class EventTimeClock:
-    """Event time: the newest event timestamp observed so far.
+    """Event time: the newest event timestamp observed so far, never past
+    ``limit`` (a recomputation's end: an event dated later must not judge
+    the other dossiers at its time).
 
     A replay at any speed sees the same instants it would have seen live,
     so SLA transitions fire at the same event times.
     """
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, limit: float = float("inf")) -> None:
         self._now = start
+        self._limit = limit
 
     def now(self) -> float:
         return self._now
 
     def observe(self, t: float) -> None:
+        t = min(t, self._limit)
         if t > self._now:
             self._now = t
 

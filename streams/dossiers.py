@@ -385,7 +385,7 @@ class DossierStore:
             c.mask[row] = 0
         self._recheck(row, ev.type, ev.ts)
         if result == SLA_INPUT:
-            self._evaluate(row, now, out)
+            self._evaluate(row, now, out, min(ev.ts, now))
         return True
 
     def _merge(self, row: int, ev: ProcedureEvent) -> int:
@@ -559,7 +559,10 @@ class DossierStore:
             self.share,
         )
 
-    def _evaluate(self, row: int, now: float, out: Deltas) -> None:
+    def _evaluate(self, row: int, now: float, out: Deltas, cause: float | None = None) -> None:
+        """Re-judge a dossier after a change of its facts; ``cause`` is when
+        the change happened (the event's instant): a dossier it takes out of
+        at-risk or overdue is ``cleared`` at that instant."""
         c = self.c
         end, kind = self.end_of(row)
         tl = self.timeline(row, end)
@@ -572,7 +575,7 @@ class DossierStore:
         else:
             c.klass[row] = 0
             c.proc_s[row] = 0.0
-        self._set_mask(row, tl, now, out)
+        self._set_mask(row, tl, now, out, cause)
 
     def _log_level(self, now: float, combo: int, old: int, new: int) -> None:
         minute, combos, olds, news = self._level_log
@@ -581,7 +584,9 @@ class DossierStore:
         olds.append(old)
         news.append(new)
 
-    def _set_mask(self, row: int, tl: Timeline, now: float, out: Deltas) -> None:
+    def _set_mask(
+        self, row: int, tl: Timeline, now: float, out: Deltas, cause: float | None = None
+    ) -> None:
         c = self.c
         old = int(c.mask[row])
         mask, nxt = tl.mask_and_next(now)
@@ -591,21 +596,31 @@ class DossierStore:
         c.next_at[row] = nxt
         self.wheel.push(row, nxt)
         if (old ^ mask) & (B_AT_RISK | B_OVERDUE):
-            self._alert(row, tl, old, mask, now, out)
+            self._alert(row, tl, old, mask, now, out, now if cause is None else cause)
 
     def advance(self, now: float, out: Deltas) -> int:
         """Re-evaluate the dossiers whose level bits may have changed by
-        ``now``. Returns how many were looked at."""
+        ``now``, each change at its own instant (an at-risk instant, a due
+        time), however late it is noticed: the levels at an instant do not
+        depend on when the worker looked. Returns how many were looked at."""
         if not self.wheel.has_due(now):
             return 0
         rows = self.wheel.pop_due(now, self.c.next_at)
+        next_at = self.c.next_at
         for row in rows:
             tl = self.timeline(row)
             if tl is None:
-                self.c.next_at[row] = INF
+                next_at[row] = INF
                 continue
             self._touch(row)
-            self._set_mask(row, tl, now, out)
+            t = float(next_at[row])
+            while t <= now:
+                self._set_mask(row, tl, t, out)
+                if not float(next_at[row]) > t:  # no later change known: settle at now
+                    break
+                t = float(next_at[row])
+            if t < now:
+                self._set_mask(row, tl, now, out)
         return len(rows)
 
     def collect_levels(self, out: Deltas) -> None:
@@ -644,12 +659,14 @@ class DossierStore:
 
     # -- alerts -----------------------------------------------------------------
 
-    def _alert(self, row: int, tl: Timeline, old: int, new: int, now: float, out: Deltas) -> None:
+    def _alert(
+        self, row: int, tl: Timeline, old: int, new: int, now: float, out: Deltas, cause: float
+    ) -> None:
         for bit, state in ((B_AT_RISK, AT_RISK), (B_OVERDUE, OVERDUE)):
             if new & bit and not old & bit:
                 out.alerts.append(self._alert_record(row, tl, state, tl.since(now)))
         if old & (B_AT_RISK | B_OVERDUE) and not new & (B_AT_RISK | B_OVERDUE):
-            out.alerts.append(self._alert_record(row, tl, "cleared", now))
+            out.alerts.append(self._alert_record(row, tl, "cleared", cause))
 
     def _alert_record(self, row: int, tl: Timeline, transition: str, at: float) -> dict[str, Any]:
         attrs = self.scopes.combo_attributes[int(self.c.combo[row])]

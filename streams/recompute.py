@@ -65,14 +65,21 @@ async def recompute(
                 "SELECT part, max(seq), max(ts) FROM procedure_events GROUP BY part ORDER BY part"
             )
         ).fetchall()
-        clock_row = await (
-            await conn.execute("SELECT extract(epoch FROM max(clock)) FROM worker_partitions")
-        ).fetchone()
-        end = until
-        if end is None and clock_row and clock_row[0] is not None:
-            end = float(clock_row[0])
-        if end is None and rows:
-            end = max(r[2].timestamp() for r in rows)
+        stored_clocks: dict[int, float] = dict(
+            await (
+                await conn.execute(
+                    "SELECT part, extract(epoch FROM clock)::float8 FROM worker_partitions"
+                )
+            ).fetchall()
+        )
+        # Each partition ends where its worker's clock stood (event-time
+        # workers keep one per partition), or at ``until``; with neither, at
+        # its newest event.
+        ends = {
+            part: until if until is not None else stored_clocks.get(part, newest.timestamp())
+            for part, _, newest in rows
+        }
+        end = max(ends.values(), default=until)
         async with conn.transaction():
             await conn.execute("TRUNCATE " + ", ".join(DERIVED))
             # cleared at the end: workers refuse to start on a half rebuild
@@ -86,7 +93,7 @@ async def recompute(
     processors: dict[int, PartitionProcessor] = {}
     clocks: dict[int, EventTimeClock] = {}
     for part, max_seq, _ in rows:
-        clocks[part] = EventTimeClock()
+        clocks[part] = EventTimeClock(limit=ends[part])
         proc = PartitionProcessor(
             part,
             calendar,
@@ -122,10 +129,7 @@ async def recompute(
                 if events % DRAIN_EVERY == 0:
                     await _drain(sink, processors, pending, clocks, final=False)
             await cursor.close()
-        if end is not None:
-            for clock in clocks.values():
-                clock.observe(end)
-        await _drain(sink, processors, pending, clocks, final=True)
+        await _drain(sink, processors, pending, clocks, final=True, ends=ends)
         if await _timescale(sink):
             await _refresh(sink, "kpi_daily")
         await sink.conn.execute("DELETE FROM recompute_running")
@@ -146,13 +150,17 @@ async def _drain(
     pending: dict[int, list[ProcedureEvent]],
     clocks: dict[int, EventTimeClock],
     final: bool,
+    ends: dict[int, float] | None = None,
 ) -> None:
     commits = []
     for part, proc in processors.items():
         if pending[part]:
             proc.apply(pending[part], 0.0, clocks[part])
             pending[part] = []
-        if final:
+        if final and ends is not None:
+            # only once every event is in: judged earlier, a dossier's later
+            # pause would be missing and a false transition stored
+            clocks[part].observe(ends[part])
             proc.move(clocks[part].now())
         updates = (
             {k: orjson.dumps(v).decode() for k, v in proc.all_counters().items()} if final else {}

@@ -95,7 +95,28 @@ def test_a_supplement_request_pauses_and_clears_the_alert() -> None:
     s.advance(vn("2026-03-19 10:00"), out)
     s.apply(event("supplement_requested", "D1", "2026-03-19 10:00"), vn("2026-03-19 10:00"), out)
     assert int(s.c.mask[s.row_of("D1")]) & B_PAUSED
-    assert [a["transition"] for a in out.alerts] == ["overdue", "cleared"]
+    # time passed in one step, yet each change keeps its own instant (as a
+    # worker that looked every second would have seen them); the pause clears
+    # the alert at the request's instant, not when the worker noticed it
+    got = [(a["transition"], a["at"]) for a in out.alerts]
+    assert got == [
+        ("at_risk", vn("2026-03-18 13:12")),  # 80 % of 24 working hours: 7 + 8 + 4.2
+        ("overdue", vn("2026-03-19 09:00")),
+        ("cleared", vn("2026-03-19 10:00")),
+    ]
+
+
+def test_cleared_carries_the_instant_of_the_event_that_cleared_it() -> None:
+    s = store()
+    out = Deltas()
+    s.apply(event("received", "D1", "2026-03-16 09:00"), vn("2026-03-16 09:00"), out)
+    s.advance(vn("2026-03-19 10:00"), out)
+    # the closing event reaches the worker an hour after it happened
+    s.apply(event("processed", "D1", "2026-03-19 10:00"), vn("2026-03-19 11:00"), out)
+    assert (out.alerts[-1]["transition"], out.alerts[-1]["at"]) == (
+        "cleared",
+        vn("2026-03-19 10:00"),
+    )
 
 
 def test_anomalies_are_flagged_once_whatever_the_order() -> None:

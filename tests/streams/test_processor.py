@@ -1,3 +1,5 @@
+from typing import Any
+
 from ioc.clock import EventTimeClock
 from ioc.kpis import F, L
 from streams.processor import PartitionProcessor
@@ -119,3 +121,49 @@ def test_a_snapshot_in_several_chunks_restores_every_dossier(monkeypatch) -> Non
         assert q.store.describe(q.store.row_of(d), clock.now()) == p.store.describe(
             p.store.row_of(d), clock.now()
         )
+
+
+def drained(proc: PartitionProcessor) -> tuple[list[Any], list[Any]]:
+    """The 1-minute level samples (minute, scope, levels) and the SLA
+    transitions (dossier, transition, instant) a drain hands over."""
+    d = proc.drain()
+    keys = proc.scopes.keys
+    levels = sorted(
+        (int(m), keys[int(s)], tuple(int(v) for v in lv))
+        for m, s, lv in zip(d.level_minutes, d.level_scopes, d.levels, strict=True)
+    )
+    return levels, [(a["dossier_id"], a["transition"], a["at"]) for a in d.alerts]
+
+
+def test_the_levels_at_an_instant_do_not_depend_on_when_the_worker_looked() -> None:
+    """Live, a worker looks every fraction of a second; on replay, only when
+    the next event comes. Each level change keeps its own instant, so the
+    1-minute series and the SLA transitions are the same."""
+    load = [
+        event("received", "D1", "2026-03-16 09:00"),
+        event("received", "D2", "2026-03-16 09:30", allotted_working_days=1),
+        event("processed", "D2", "2026-03-18 09:05"),
+        event("received", "D3", "2026-03-18 16:00"),
+    ]
+    end = vn("2026-03-20 17:00")
+
+    live = processor()
+    t = vn("2026-03-16 08:00")
+    pending = list(load)
+    while t <= end:  # a wall clock: every 20 s, the events as they happen
+        due = [ev for ev in pending if ev.ts <= t]
+        pending = [ev for ev in pending if ev.ts > t]
+        live.apply(due, t)
+        live.move(t)
+        t += 20
+    replay = processor()
+    clock = EventTimeClock()
+    replay.apply(load, 0.0, clock)
+    clock.observe(end)
+    replay.move(clock.now())
+
+    live_levels, live_transitions = drained(live)
+    replay_levels, replay_transitions = drained(replay)
+    assert live_levels == replay_levels
+    assert live_transitions == replay_transitions
+    assert {t for _, t, _ in live_transitions} == {"at_risk", "overdue", "cleared"}

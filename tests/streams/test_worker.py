@@ -90,7 +90,11 @@ def test_sla_transitions_due_while_no_worker_ran_are_sent_after_the_restart(
         return worker.partitions[0].processor.drain().alerts
 
     alerts = asyncio.run(run())
-    assert [(a["dossier_id"], a["transition"]) for a in alerts] == [("D1", "overdue")]
+    # it passed through at risk too while no worker ran: each is sent, at its instant
+    assert [(a["dossier_id"], a["transition"]) for a in alerts] == [
+        ("D1", "at_risk"),
+        ("D1", "overdue"),
+    ]
 
 
 def test_the_worker_reports_what_it_holds_and_could_not_place(
