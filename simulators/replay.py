@@ -34,6 +34,12 @@ from simulators.procedures import DossierPlanner, Profile, encode, generate
 
 log = logging.getLogger(__name__)
 BATCH = 5000
+# A shuffled replay sends this many events per batch, so that one dossier's
+# events come in many messages, out of order: the worker sorts each message
+# by time, and one message per partition would test only the repeats.
+SHUFFLED_BATCH = 40
+# A paced replay sends together the events due within this many seconds.
+PACE_WINDOW = 0.05
 
 
 def read_events(source: IO[bytes]) -> list[tuple[float, str, bytes]]:
@@ -87,8 +93,7 @@ async def replay(
     try:
         start_real = time.monotonic()
         first_ts = next((ts for ts, _, _ in events if ts != float("-inf")), 0.0)
-        for i in range(0, len(events), BATCH):
-            batch = events[i : i + BATCH]
+        for batch in batches(events, SHUFFLED_BATCH if keep_order else BATCH, speed, first_ts):
             if speed:
                 # wait until the batch's first event is due at this speed
                 due = start_real + (max(batch[0][0], first_ts) - first_ts) / speed
@@ -110,6 +115,25 @@ async def replay(
     finally:
         await producer.stop()
     return sent
+
+
+def batches(
+    events: list[tuple[float, str, bytes]], size: int, speed: float | None, first_ts: float
+) -> Iterator[list[tuple[float, str, bytes]]]:
+    """The events in batches of at most ``size``; at a ``speed``, a batch
+    holds only events due within PACE_WINDOW of its first one."""
+    batch: list[tuple[float, str, bytes]] = []
+    batch_due = 0.0
+    for event in events:
+        due = (max(event[0], first_ts) - first_ts) / speed if speed else 0.0
+        if batch and (len(batch) >= size or due - batch_due > PACE_WINDOW):
+            yield batch
+            batch = []
+        if not batch:
+            batch_due = due
+        batch.append(event)
+    if batch:
+        yield batch
 
 
 async def record(settings: Settings, out: IO[bytes], idle: float = 5.0) -> int:
