@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ioc.clock import to_iso
+from ioc.clock import VN_TZ, to_iso
 
 SCHEMA_VERSION = 1
 
@@ -64,6 +64,8 @@ UTF8_BOM = b"\xef\xbb\xbf"
 # calendar is built only for years the holidays package can describe.
 MIN_YEAR, MAX_YEAR = 2000, 2100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_FIRST_INSTANT = datetime(MIN_YEAR, 1, 1, tzinfo=VN_TZ).timestamp()
+_END_INSTANT = datetime(MAX_YEAR + 1, 1, 1, tzinfo=VN_TZ).timestamp()
 # UTC offsets in use anywhere on Earth (Baker Island to Line Islands).
 MIN_OFFSET, MAX_OFFSET = timedelta(hours=-12), timedelta(hours=14)
 # An event is a flat object (sensor values one level deeper); anything much
@@ -74,6 +76,10 @@ MAX_NESTING = 8
 MAX_MEASURE = 1e7
 MAX_ALLOTTED_DAYS = 365
 MAX_ALLOTTED_HOURS = 2920
+# One working minute: less is a unit error, and a time so small it rounds to
+# nothing would make a dossier due at no instant at all.
+MIN_ALLOTTED_HOURS = 1 / 60
+MIN_ALLOTTED_DAYS = MIN_ALLOTTED_HOURS / 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +152,12 @@ def _text(obj: dict[str, Any], name: str, required: bool = True) -> str | None:
     raise _Invalid(f"field '{name}' is longer than {MAX_ID} characters")
 
 
+def in_event_years(t: float) -> bool:
+    """Whether epoch second ``t`` falls in the event years, in the IOC's zone
+    (where instants are stored and read back)."""
+    return _FIRST_INSTANT <= t < _END_INSTANT
+
+
 def event_instant(value: str, label: str) -> float:
     """Epoch seconds of an ISO 8601 time with a UTC offset, within the event
     years and the offsets zones use; otherwise ``ValueError`` with the reason,
@@ -161,9 +173,10 @@ def event_instant(value: str, label: str) -> float:
         raise ValueError(f"{label} has no UTC offset (e.g. +07:00): {shown}")
     if not MIN_OFFSET <= offset <= MAX_OFFSET:
         raise ValueError(f"{label} has a UTC offset outside -12:00..+14:00: {shown}")
-    if not MIN_YEAR <= dt.year <= MAX_YEAR:
-        raise ValueError(f"{label} is outside the years {MIN_YEAR}–{MAX_YEAR}: {shown}")
-    return dt.timestamp()
+    t = dt.timestamp()
+    if not in_event_years(t):
+        raise ValueError(f"{label} is outside the years {MIN_YEAR}–{MAX_YEAR} (UTC+07:00): {shown}")
+    return t
 
 
 def _instant(obj: dict[str, Any], name: str) -> float:
@@ -185,14 +198,14 @@ def _flag(obj: dict[str, Any], name: str, default: bool | None = None) -> bool:
     return value
 
 
-def _number(obj: dict[str, Any], name: str, high: float) -> float | None:
+def _number(obj: dict[str, Any], name: str, low: float, high: float) -> float | None:
     value = obj.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
         raise _Invalid(f"field '{name}' must be a number")
-    if not 0 < value <= high:
-        raise _Invalid(f"field '{name}' must be in (0, {high}]")
+    if not low <= value <= high:
+        raise _Invalid(f"field '{name}' must be in [{low:.6g}, {high}]")
     return float(value)
 
 
@@ -279,8 +292,8 @@ def _receipt(obj: dict[str, Any]) -> Receipt:
     channel = obj.get("channel")
     if type(channel) is not str or channel not in CHANNELS:
         raise _Invalid(f"field 'channel' must be one of {', '.join(CHANNELS)}")
-    days = _number(obj, "allotted_working_days", MAX_ALLOTTED_DAYS)
-    hours = _number(obj, "allotted_working_hours", MAX_ALLOTTED_HOURS)
+    days = _number(obj, "allotted_working_days", MIN_ALLOTTED_DAYS, MAX_ALLOTTED_DAYS)
+    hours = _number(obj, "allotted_working_hours", MIN_ALLOTTED_HOURS, MAX_ALLOTTED_HOURS)
     if (days is None) == (hours is None):
         raise _Invalid("give exactly one of 'allotted_working_days' and 'allotted_working_hours'")
     return Receipt(
@@ -446,12 +459,12 @@ def procedure_event_schema() -> dict[str, Any]:
             "channel": {"enum": list(CHANNELS)},
             "allotted_working_days": {
                 "type": "number",
-                "exclusiveMinimum": 0,
+                "minimum": MIN_ALLOTTED_DAYS,
                 "maximum": MAX_ALLOTTED_DAYS,
             },
             "allotted_working_hours": {
                 "type": "number",
-                "exclusiveMinimum": 0,
+                "minimum": MIN_ALLOTTED_HOURS,
                 "maximum": MAX_ALLOTTED_HOURS,
             },
             "fee_required": {"type": "boolean"},

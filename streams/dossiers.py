@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -676,7 +677,7 @@ class DossierStore:
             "transition": transition,
             "dossier_id": self.ids[row],
             "at": at,
-            "due": tl.due(at),
+            "due": _finite_or_none(tl.due(at)),
             "consumed_hours": round(tl.consumed(at) / 3600, 3),
             "allotted_hours": round(tl.allotted / 3600, 3),
             "commune": commune,
@@ -764,6 +765,11 @@ _STATUS_ORDER = (
     ("apology", "apology_issued"),
     ("rated", "rated"),
 )
+
+
+def _finite_or_none(t: float | None) -> float | None:
+    """An instant that can be written down (due never comes: None)."""
+    return t if t is not None and math.isfinite(t) else None
 
 
 def _empty(n: int) -> npt.NDArray[Any]:

@@ -27,7 +27,7 @@ from faust.types import EventT, StreamT
 from alerts.messages import sla_messages
 from ioc.calendar import WorkingCalendar
 from ioc.clock import EventTimeClock, WallClock
-from ioc.events import DecodeError, ProcedureEvent, decode_procedure_event
+from ioc.events import DecodeError, ProcedureEvent, decode_procedure_event, in_event_years
 from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.topics import WATERMARK_HEADER
@@ -459,7 +459,9 @@ class ProcedureWorker:
 
 
 def _watermark(event: EventT[Any]) -> float | None:
-    """The instant of a watermark message, or None for an ordinary one."""
+    """The instant of a watermark message, or None for an ordinary one. A
+    watermark outside the event years is ignored: it would move a partition's
+    clock where no calendar reaches."""
     if event.value:
         return None
     headers = event.headers or {}
@@ -467,10 +469,13 @@ def _watermark(event: EventT[Any]) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        mark = float(value)
     except ValueError:
-        log.warning("ignoring a watermark that is not a number: %r", value)
+        mark = float("nan")
+    if not in_event_years(mark):
+        log.warning("ignoring a watermark that is no instant of the event years: %r", value[:40])
         return None
+    return mark
 
 
 def _decode_stored(raw: bytes) -> ProcedureEvent | None:

@@ -10,6 +10,7 @@ calendar grow. Read with the read token (``ui_feed.auth``).
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -105,10 +106,15 @@ def iso_fields(record: dict[str, Any]) -> dict[str, Any]:
     out = dict(record)
     for key in TIME_FIELDS:
         if isinstance(out.get(key), int | float):
-            out[key] = to_iso(out[key])
+            out[key] = _iso(out[key])
     if "paused" in out:
-        out["paused"] = [[to_iso(a), None if b is None else to_iso(b)] for a, b in out["paused"]]
+        out["paused"] = [[_iso(a), None if b is None else _iso(b)] for a, b in out["paused"]]
     return out
+
+
+def _iso(t: float) -> str | None:
+    """An instant as ISO 8601; None for one that never comes."""
+    return to_iso(t) if math.isfinite(t) else None
 
 
 def describe_dossier(

@@ -15,6 +15,8 @@ from ioc.events import (
     MAX_ALLOTTED_HOURS,
     MAX_ID,
     MAX_NESTING,
+    MIN_ALLOTTED_DAYS,
+    MIN_ALLOTTED_HOURS,
     PROCEDURE_TYPES,
     SCHEMA_VERSION,
     SENSOR_KINDS,
@@ -204,7 +206,20 @@ def test_ids_with_control_characters_are_refused(value: str) -> None:
 
 @pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+07:00", "9999-12-31T23:59:59+07:00"])
 def test_timestamps_outside_the_calendar_years_are_refused(ts: str) -> None:
-    assert reason(event(ts=ts)) == f"field 'ts' is outside the years 2000–2100: {ts!r}"
+    assert reason(event(ts=ts)) == (
+        f"field 'ts' is outside the years 2000–2100 (UTC+07:00): {ts!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    "ts", ["2000-01-01T00:00:00+14:00", "2100-12-31T23:00:00+00:00", "2100-12-31T23:59:59-12:00"]
+)
+def test_the_years_are_those_of_the_iocs_zone_where_the_instant_is_stored(ts: str) -> None:
+    # 1999-12-31 17:00 and 2101-01-01 06:00 or later in UTC+07:00: stored so,
+    # they could not be read back
+    assert "is outside the years 2000–2100 (UTC+07:00)" in reason(event(ts=ts))
+    assert decode(event(ts="2000-01-01T00:00:00+07:00")).ts
+    assert decode(event(ts="2100-12-31T16:59:59+00:00")).ts
 
 
 @pytest.mark.parametrize("ts", ["2026-11-27T10:00:00+20:00", "2026-11-27T10:00:00-13:30"])
@@ -279,11 +294,16 @@ def test_allotted_time_must_be_a_number(value: Any) -> None:
         ("allotted_working_days", -1, MAX_ALLOTTED_DAYS),
         ("allotted_working_days", MAX_ALLOTTED_DAYS + 0.5, MAX_ALLOTTED_DAYS),
         ("allotted_working_hours", MAX_ALLOTTED_HOURS + 1, MAX_ALLOTTED_HOURS),
+        # rounds to nothing in a float32: the dossier would be due at no instant
+        ("allotted_working_hours", 1e-300, MAX_ALLOTTED_HOURS),
+        ("allotted_working_days", 5e-324, MAX_ALLOTTED_DAYS),
+        ("allotted_working_hours", 0.5 / 60, MAX_ALLOTTED_HOURS),
     ],
 )
 def test_allotted_time_range(name: str, value: float, high: int) -> None:
     obj = {**without(event("received"), "allotted_working_days"), name: value}
-    assert reason(obj) == f"field '{name}' must be in (0, {high}]"
+    low = MIN_ALLOTTED_DAYS if name == "allotted_working_days" else MIN_ALLOTTED_HOURS
+    assert reason(obj) == f"field '{name}' must be in [{low:.6g}, {high}]"
 
 
 def test_allotted_time_at_its_bounds() -> None:

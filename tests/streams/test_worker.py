@@ -235,3 +235,15 @@ def test_an_event_id_reused_for_another_dossier_is_refused_everywhere(database_u
             "SELECT counters FROM kpi_latest WHERE scope = 'province'"
         ).fetchall()
     assert counters["flows"]["today"][F["received"]] == 2
+
+
+@pytest.mark.parametrize("value", [b"1e20", b"inf", b"-inf", b"nan", b"1e400", b"x", b"0"])
+def test_a_watermark_outside_the_event_years_is_ignored(value: bytes) -> None:
+    from types import SimpleNamespace
+
+    from ioc.topics import WATERMARK_HEADER
+
+    mark = SimpleNamespace(value=b"", headers={WATERMARK_HEADER: value})
+    assert worker_app._watermark(mark) is None  # type: ignore[arg-type]
+    good = SimpleNamespace(value=b"", headers={WATERMARK_HEADER: b"1773939600.0"})
+    assert worker_app._watermark(good) == 1773939600.0  # type: ignore[arg-type]

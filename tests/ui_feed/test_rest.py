@@ -64,7 +64,7 @@ def test_time_parameters_are_bounded_like_event_times(value: str, reason: str) -
 
 
 @pytest.mark.parametrize(
-    "value", ["2000-01-01T00:00:00+14:00", "2100-12-31T23:59:59-12:00", "2026-03-16T09:00Z"]
+    "value", ["2000-01-01T00:00:00+07:00", "2100-12-31T16:59:59Z", "2026-03-16T09:00Z"]
 )
 def test_every_event_year_and_offset_is_a_valid_parameter(value: str) -> None:
     assert parse_time(value, "at") is not None
@@ -178,7 +178,7 @@ def test_reads_at_the_edges_of_the_years_answer(database_url: str, kafka_bootstr
     async def test(app: FastAPI) -> None:
         # built whole before serving: no read extends it on the event loop
         assert app.state.calendar.years == (FIRST_YEAR, LAST_YEAR)
-        r = await get(app, "/api/v1/dossiers/D-1", at="2100-12-31T23:59:59-12:00")
+        r = await get(app, "/api/v1/dossiers/D-1", at="2100-12-31T23:59:59+07:00")
         assert r.status_code == 200 and r.json()["sla_state"] == "overdue"
         r = await get(
             app,
