@@ -22,6 +22,12 @@ import numpy.typing as npt
 from ioc.registry import Registry
 
 log = logging.getLogger(__name__)
+# Distinct unknown codes a worker keeps by name, per kind; later ones are
+# counted under ``<kind>:(other)``. A configuration that lags reality has a
+# few; thousands are junk, and each scope costs its windows' memory here and
+# a channel on every API.
+MAX_UNKNOWN_CODES = 1000
+OTHER = "(other)"
 
 
 class ScopeIndex:
@@ -42,6 +48,7 @@ class ScopeIndex:
         self._matrix_rows = 0
         self.unknown: Counter[str] = Counter()
         self._warned: set[str] = set()
+        self._unknown_codes: dict[str, set[str]] = {}
         self.province = self.intern("province")
 
     def __len__(self) -> int:
@@ -85,6 +92,20 @@ class ScopeIndex:
     def _scope(self, kind: str, code: str) -> int:
         if not self.registry.knows(kind, code):
             self._flag_unknown(kind, code)
+            named = self._unknown_codes.setdefault(kind, set())
+            if code not in named:
+                if len(named) >= MAX_UNKNOWN_CODES:
+                    if f"{kind}:{OTHER}" not in self._warned:
+                        self._warned.add(f"{kind}:{OTHER}")
+                        log.warning(
+                            "more than %d unknown %s codes: the next ones are counted as %s:%s",
+                            MAX_UNKNOWN_CODES,
+                            kind,
+                            kind,
+                            OTHER,
+                        )
+                    return self.intern(f"{kind}:{OTHER}")
+                named.add(code)
         return self.intern(f"{kind}:{code}")
 
     def combo(

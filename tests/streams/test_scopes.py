@@ -72,3 +72,16 @@ def test_minute_series_kinds() -> None:
     scopes.combo("00166", "ubnd-00166", "hcc-00166", "1.000001", "ho-tich")
     kept = {k for k, keep in zip(scopes.keys, scopes.in_minute_series, strict=True) if keep}
     assert kept == {"province", "commune:00166"}
+
+
+def test_unknown_codes_beyond_a_bound_share_one_scope(monkeypatch) -> None:
+    from streams import scopes as scopes_module
+
+    monkeypatch.setattr(scopes_module, "MAX_UNKNOWN_CODES", 3)
+    registry, _ = world()
+    index = ScopeIndex(registry)
+    for i in range(10):
+        index.combo("00166", f"junk-agency-{i}", "hcc-00166", "1.000005", "ho-tich")
+    agencies = [k for k in index.keys if k.startswith("agency:")]
+    assert agencies == [f"agency:junk-agency-{i}" for i in range(3)] + ["agency:(other)"]
+    assert index.unknown["agency"] == 10  # every one is counted and flagged
