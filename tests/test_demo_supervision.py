@@ -23,9 +23,9 @@ import psutil
 import psycopg
 import pytest
 
+from ioc.testing import RECEIPT
 from tests.conftest import free_port
 from tests.processes import wait_until
-from tests.test_pipeline import RECEIPT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # A restarted worker owns its partitions again only once the group has

@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from ioc.settings import Settings
+from ioc.testing import receipt
 from tests.conftest import new_database
 from tests.processes import Process, ioc_env, wait_until
-from tests.test_pipeline import receipt
 from tests.ui_feed.serving import serving
 
 pytestmark = pytest.mark.browser
