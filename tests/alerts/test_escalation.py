@@ -135,3 +135,31 @@ def test_a_muted_step_waits_for_the_office(routing: Routing, cal: WorkingCalenda
     run2.feed(saturday, Signal("overdue_backlog", "commune:00166", at("2026-03-15T10:00"), value=9))
     run2.feed(Tick(at("2026-03-16T09:00")))
     assert run2.outbox.deliveries == []
+
+
+def test_the_sample_chain_due_agency_then_chair_then_city(
+    routing: Routing, cal: WorkingCalendar
+) -> None:
+    from alerts.rules import load_rules
+
+    run = Run(load_rules(), routing, cal)
+    run.feed(overdue("D1", "2026-03-13T16:00"), Tick(at("2026-03-25T09:00")))
+    steps = [
+        (d.step, to_iso(d.at)[:16], d.recipient, d.channel)
+        for d in run.outbox.deliveries
+        if d.rule != "digest"
+    ]
+    assert steps == [
+        (0, "2026-03-13T16:00", "vp-ubnd-00166", "websocket"),
+        (0, "2026-03-13T16:00", "vp-ubnd-00166", "email"),
+        (1, "2026-03-17T16:00", "ct-ubnd-00166", "websocket"),
+        (1, "2026-03-17T16:00", "ct-ubnd-00166", "email"),
+        (1, "2026-03-17T16:00", "ct-ubnd-00166", "webhook"),
+        (2, "2026-03-20T16:00", "pct-ubnd-01", "websocket"),
+        (2, "2026-03-20T16:00", "pct-ubnd-01", "email"),
+    ]
+    digests = {
+        (to_iso(d.at)[:16], d.recipient) for d in run.outbox.deliveries if d.rule == "digest"
+    }
+    assert ("2026-03-16T07:30", "ct-ubnd-00166") in digests
+    assert not any(day.startswith(("2026-03-14", "2026-03-15", "2026-03-21")) for day, _ in digests)
