@@ -1,0 +1,89 @@
+"""Signals for the engine from what the pipeline already publishes.
+
+- ``sla_signals``: an SLA transition of a dossier (the wire form of
+  ``alerts.messages``: ``at_risk``, ``overdue``, ``cleared``) as signals for
+  the ``dossier_at_risk`` and ``dossier_overdue`` rules. Overdue ends
+  at-risk; cleared (finished, withdrawn, paused, due moved) ends both.
+- ``unit_signals``: a unit's KPIs (``ioc.feed.kpi_view``, i.e. what
+  ``ioc.kpis.derive`` gives per window) as signals for the unit rules: the
+  overdue backlog (a level, the same in every window), and per window the
+  on-time rate (over the dossiers to settle) and the missing apology letters.
+
+Sensor signals (AQI, flood alarm level, sensor health) are made by the
+sensor pipeline, which does not compute them yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from alerts.model import Signal
+
+_UNIT_FIELDS = ("commune", "agency", "centre")
+UNIT_SCOPES = ("province", "commune", "agency", "centre")
+
+
+def sla_signals(item: Mapping[str, Any]) -> list[Signal]:
+    """The signals of one SLA transition (an item of an ``sla`` message)."""
+    transition = item.get("transition")
+    dossier = item.get("dossier_id")
+    at = item.get("at")
+    if not isinstance(dossier, str) or not isinstance(at, int | float):
+        return []
+    units = tuple(
+        (name, f"{name}:{item[name]}") for name in _UNIT_FIELDS if isinstance(item.get(name), str)
+    )
+    due = item.get("due")
+    due = float(due) if isinstance(due, int | float) else None
+
+    def signal(kind: str, ended: bool) -> Signal:
+        return Signal(kind, f"dossier:{dossier}", float(at), ended=ended, units=units, due=due)
+
+    if transition == "at_risk":
+        return [signal("dossier_at_risk", False)]
+    if transition == "overdue":
+        return [signal("dossier_at_risk", True), signal("dossier_overdue", False)]
+    if transition == "cleared":
+        return [signal("dossier_at_risk", True), signal("dossier_overdue", True)]
+    return []
+
+
+def unit_signals(view: Mapping[str, Any]) -> list[Signal]:
+    """The signals of one scope's KPI view (``{"scope", "at", "windows"}``);
+    none for scopes that are not units (procedure, field, group)."""
+    scope = str(view.get("scope", ""))
+    if scope.partition(":")[0] not in UNIT_SCOPES:
+        return []
+    at = float(view["at"])
+    windows: Mapping[str, Mapping[str, Any]] = view.get("windows", {})
+    out: list[Signal] = []
+    for window, kpis in sorted(windows.items()):
+        if not out:  # a level: any window has it
+            out.append(Signal("overdue_backlog", scope, at, value=_number(kpis.get("overdue"))))
+        out.append(
+            Signal(
+                "on_time_rate",
+                scope,
+                at,
+                value=_number(kpis.get("on_time_rate")),
+                window=window,
+                sample=int(kpis.get("to_settle") or 0),
+            )
+        )
+        out.append(
+            Signal(
+                "missing_apology",
+                scope,
+                at,
+                value=_number(kpis.get("missing_apology")),
+                window=window,
+            )
+        )
+    return out
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
