@@ -1,16 +1,9 @@
-"""The live-feed contract between the workers and the screens.
+"""The live-feed contract between the workers and the screens: channels,
+and counters that add up.
 
-Workers publish raw counters per partition on ``ioc.kpi-updates``:
-
-    {"type": "kpi", "part": 2, "at": <epoch s>,
-     "scopes": {"commune:00166": {"flows": {"today": [...], "24h": [...],
-                                            "month": [...], "ytd": [...]},
-                                  "levels": [...]}, ...}}
-
-    {"type": "sensor", "readings": [{"sensor_id": ..., "area": ..., "kind": ...,
-                                     "ts": <epoch s>, "values": {...}}, ...]}
-
-and SLA transitions on ``ioc.alerts`` as ``{"type": "sla", "items": [...]}``.
+Workers publish raw counters per partition and the newest sensor readings
+on ``ioc.kpi-updates`` (``ioc.updates`` defines those messages), and SLA
+transitions on ``ioc.alerts`` (``alerts.messages``).
 
 Counters, not rates, travel: each reader sums the latest counters of every
 partition and derives the KPIs with ``ioc.kpis.derive``, so partial results
@@ -23,12 +16,11 @@ that prefix), ``alerts`` and ``sensors``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from ioc.kpis import FLOWS, LEVELS, WINDOWS, derive, window_hours
-
-Counters = Mapping[str, Any]  # {"flows": {window: [..]}, "levels": [..]}
+from ioc.updates import Counters
 
 
 def channel_of(scope: str) -> str:

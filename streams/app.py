@@ -12,7 +12,6 @@ written as they come; dead letters are stored in batches.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -29,6 +28,7 @@ from ioc.events import DecodeError, decode_sensor_reading
 from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.topics import Topics
+from ioc.updates import encode_sensor_update
 from streams.codec import decode_envelope
 from streams.health import WriterHealth
 from streams.metrics import WorkerMetrics
@@ -99,8 +99,8 @@ def create_app(
     health = WriterHealth()
     metrics = WorkerMetrics()
 
-    async def publish_updates(message: str) -> None:
-        await updates_topic.send(value=message.encode())
+    async def publish_updates(message: bytes) -> None:
+        await updates_topic.send(value=message)
 
     async def publish_alerts(message: bytes) -> None:
         # wait for the broker: the transition is marked sent after this
@@ -203,9 +203,7 @@ def create_app(
     async def publish_sensors() -> None:
         changed = latest.take_changed()
         if changed:
-            await updates_topic.send(
-                value=json.dumps({"type": "sensor", "readings": changed}).encode()
-            )
+            await updates_topic.send(value=encode_sensor_update(changed))
 
     @app.agent(dead_topic)
     async def dead_letters(stream: StreamT[Any]) -> None:

@@ -30,11 +30,12 @@ import math
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
+from alerts.messages import SlaTransition
 from ioc.calendar import WorkingCalendar
 from ioc.events import ONLINE_CHANNELS, ProcedureEvent
 from ioc.kpis import FlowColumns, flow_entries
@@ -199,7 +200,7 @@ class Deltas:
     levels: list[
         tuple[npt.NDArray[np.int64], I32, npt.NDArray[np.int64], npt.NDArray[np.int64]]
     ] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[SlaTransition] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.flows or self.levels or self.alerts)
@@ -669,23 +670,23 @@ class DossierStore:
         if old & (B_AT_RISK | B_OVERDUE) and not new & (B_AT_RISK | B_OVERDUE):
             out.alerts.append(self._alert_record(row, tl, "cleared", cause))
 
-    def _alert_record(self, row: int, tl: Timeline, transition: str, at: float) -> dict[str, Any]:
-        attrs = self.scopes.combo_attributes[int(self.c.combo[row])]
-        commune, agency, centre, procedure, fld = attrs
-        return {
-            "kind": "sla",
-            "transition": transition,
-            "dossier_id": self.ids[row],
-            "at": at,
-            "due": _finite_or_none(tl.due(at)),
-            "consumed_hours": round(tl.consumed(at) / 3600, 3),
-            "allotted_hours": round(tl.allotted / 3600, 3),
-            "commune": commune,
-            "agency": agency,
-            "centre": centre,
-            "procedure": procedure,
-            "field": fld,
-        }
+    def _alert_record(self, row: int, tl: Timeline, transition: str, at: float) -> SlaTransition:
+        commune, agency, centre, procedure, fld = self.scopes.combo_attributes[
+            int(self.c.combo[row])
+        ]
+        return SlaTransition(
+            at=at,
+            dossier_id=cast(str, self.ids[row]),  # a row that changes state is a dossier's
+            transition=transition,
+            due=_finite_or_none(tl.due(at)),
+            consumed_hours=round(tl.consumed(at) / 3600, 3),
+            allotted_hours=round(tl.allotted / 3600, 3),
+            commune=commune,
+            agency=agency,
+            centre=centre,
+            procedure=procedure,
+            field=fld,
+        )
 
     # -- reading ----------------------------------------------------------------
 

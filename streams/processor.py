@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alerts.messages import SlaTransition
 from ioc.calendar import WorkingCalendar
 from ioc.clock import EventTimeClock
 from ioc.events import ProcedureEvent
@@ -50,7 +51,7 @@ class Drained:
     level_minutes: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     level_scopes: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
     levels: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, NL), np.int64))
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[SlaTransition] = field(default_factory=list)
     snapshot: list[bytes] | None = None  # compressed chunks
     seq: int = 0  # the last raw sequence number this drain covers
 
@@ -76,7 +77,7 @@ class PartitionProcessor:
         self.retention = retention_days * 86400
         self.seq = 0
         self._raw: list[ProcedureEvent] = []
-        self._alerts: list[dict[str, Any]] = []
+        self._alerts: list[SlaTransition] = []
         self.events_applied = 0
         self._edge = np.inf  # the oldest edge time of the changes not yet in the windows
 

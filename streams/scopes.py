@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # a channel on every API.
 MAX_UNKNOWN_CODES = 1000
 OTHER = "(other)"
+# commune (None when a receipt names none), agency, centre, procedure, field
+Attributes = tuple[str | None, str, str, str, str]
 
 
 class ScopeIndex:
@@ -41,9 +43,9 @@ class ScopeIndex:
         self._minute = np.zeros(64, dtype=bool)
         self._index: dict[str, int] = {}
         self.combos: list[tuple[int, ...]] = []
-        self._combo_ids: dict[tuple[str | None, ...], int] = {}
+        self._combo_ids: dict[Attributes, int] = {}
         # (commune, agency, centre, procedure, field) of each combo, by id
-        self.combo_attributes: list[tuple[str | None, ...]] = []
+        self.combo_attributes: list[Attributes] = []
         self._matrix = np.full((0, 8), -1, dtype=np.int32)
         self._matrix_rows = 0
         self.unknown: Counter[str] = Counter()

@@ -8,9 +8,9 @@ AQI, flood levels and sensor health build on this.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from ioc.events import SensorReading
+from ioc.updates import LatestReading
 
 
 class LatestReadings:
@@ -25,18 +25,12 @@ class LatestReadings:
                 self.latest[r.sensor_id] = r
                 self._changed.add(r.sensor_id)
 
-    def take_changed(self) -> list[dict[str, Any]]:
-        """The sensors updated since the last call, as plain dicts."""
-        out = [as_dict(self.latest[s]) for s in sorted(self._changed)]
+    def take_changed(self) -> list[LatestReading]:
+        """The sensors updated since the last call."""
+        out = [as_latest(self.latest[s]) for s in sorted(self._changed)]
         self._changed.clear()
         return out
 
 
-def as_dict(r: SensorReading) -> dict[str, Any]:
-    return {
-        "sensor_id": r.sensor_id,
-        "area": r.area,
-        "kind": r.kind,
-        "ts": r.ts,
-        "values": r.values,
-    }
+def as_latest(r: SensorReading) -> LatestReading:
+    return LatestReading(r.sensor_id, r.area, r.kind, r.ts, r.values)

@@ -24,13 +24,14 @@ from typing import Any, Protocol, TypeVar
 import orjson
 from faust.types import EventT, StreamT
 
-from alerts.messages import sla_messages
+from alerts.messages import SlaTransition, sla_messages
 from ioc.calendar import WorkingCalendar
 from ioc.clock import EventTimeClock, WallClock
 from ioc.events import DecodeError, ProcedureEvent, decode_procedure_event, in_event_years
 from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.topics import WATERMARK_HEADER
+from ioc.updates import Trace, encode_kpi_update
 from streams.codec import decode_envelope
 from streams.health import WriterHealth
 from streams.kafka import edge_time
@@ -94,7 +95,7 @@ class Partition:
     # wall-clock time the first events since the last drain were applied
     applied_at: float | None = None
     # SLA transitions committed and not yet known to be with the broker
-    unsent: list[dict[str, Any]] = field(default_factory=list)
+    unsent: list[SlaTransition] = field(default_factory=list)
 
 
 async def write_until_done(
@@ -343,7 +344,7 @@ class ProcedureWorker:
         sent once the broker has them (the outbox of ``sla_transitions``).
         What cannot be sent now waits for the next commit, or for the next
         owner of the partition; a transition may be sent twice, never lost
-        (readers drop repeats by ``alerts.messages.sla_key``)."""
+        (readers drop repeats by ``SlaTransition.key``)."""
         slots = {part: s for part, s in self.partitions.items() if s.unsent}
         if not slots:
             return
@@ -370,14 +371,15 @@ class ProcedureWorker:
         keys = list(out.updates)
         for i in range(0, len(keys), UPDATE_SCOPES_PER_MESSAGE):
             chunk = keys[i : i + UPDATE_SCOPES_PER_MESSAGE]
-            scopes = ",".join(f"{json.dumps(k)}:{out.updates[k]}" for k in chunk)
             published = time.time()
-            trace = {"applied": out.applied, "committed": committed, "published": published}
-            edge = {k: out.edges[k] for k in chunk if k in out.edges}
             await self._publish_updates(
-                f'{{"type":"kpi","part":{out.part},"at":{out.drained.clock},'
-                f'"scopes":{{{scopes}}},"trace":{orjson.dumps(trace).decode()},'
-                f'"edge":{orjson.dumps(edge).decode()}}}'
+                encode_kpi_update(
+                    out.part,
+                    out.drained.clock,
+                    {k: out.updates[k] for k in chunk},
+                    Trace(out.applied, committed, published),
+                    {k: out.edges[k] for k in chunk if k in out.edges},
+                )
             )
             self.metrics.hop.labels("committed_to_published").observe(published - committed)
 

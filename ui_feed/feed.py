@@ -11,7 +11,6 @@ older than what is held for a partition is ignored.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -20,10 +19,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from alerts.messages import sla_items, sla_key
+from alerts.messages import SlaTransition, decode_sla
 from ioc.feed import channel_of, kpi_view, sum_counters
 from ioc.registry import Registry
 from ioc.topics import Topics
+from ioc.updates import KpiUpdate, LatestReading, Trace, decode_update
 from ui_feed.hub import Hub
 from ui_feed.queries import Reads
 
@@ -57,87 +57,84 @@ class Feed:
         self.partials: dict[str, dict[int, tuple[float, dict[str, Any]]]] = {}
         self.sensors: dict[str, dict[str, Any]] = {}
         # the latest transitions' keys, to drop one a worker sends again
-        self._alerts_seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._alerts_seen: OrderedDict[tuple[str, str, float], None] = OrderedDict()
         self.messages = 0
         self.connected = False
         # the next offset to read per partition, kept across reconnections
         self._positions: dict[TopicPartition, int] = {}
 
-    def apply_kpi(
-        self,
-        part: int,
-        at: float,
-        scopes: dict[str, Any],
-        trace: dict[str, Any] | None = None,
-        edges: dict[str, float] | None = None,
-    ) -> None:
-        """Merge one partition's counters into each scope's view. ``trace``
-        (the worker's stage times and this feed's) and ``edges`` (per scope:
-        when its oldest change reached the edge) ride along in the view as
-        ``trace``, so the hub and the screens can tell the latency."""
-        for scope, counters in scopes.items():
+    def apply_kpi(self, update: KpiUpdate, fed: float | None = None) -> None:
+        """Merge one partition's counters into each scope's view. The
+        update's trace (the worker's stage times, ``fed``: when this feed
+        read it, and per scope when its oldest change reached the edge) rides
+        along in the view as ``trace``, so the hub and the screens can tell
+        the latency."""
+        trace = self._trace(update.trace, fed)
+        for scope, counters in update.scopes.items():
             held = self.partials.setdefault(scope, {})
-            if part in held and held[part][0] > at:
+            if update.part in held and held[update.part][0] > update.at:
                 continue  # older than what we hold
-            held[part] = (at, counters)
+            held[update.part] = (update.at, counters)
             newest = max(a for a, _ in held.values())
             merged = sum_counters(c for _, c in held.values())
             view = kpi_view(scope, self.registry.label(scope), merged, newest)
             if trace is not None:
-                edge = (edges or {}).get(scope)
+                edge = update.edge.get(scope)
                 view["trace"] = {**trace, "edge": edge} if edge is not None else trace
             self.hub.publish(channel_of(scope), view, conflate=True)
 
-    def apply_sensors(self, readings: list[dict[str, Any]]) -> None:
+    def apply_sensors(self, readings: list[LatestReading]) -> None:
         for r in readings:
-            old = self.sensors.get(r["sensor_id"])
-            if old is None or r["ts"] >= old["ts"]:
-                self.sensors[r["sensor_id"]] = {
-                    **r,
-                    "area_label": self.registry.area_label(r["area"]),
+            old = self.sensors.get(r.sensor_id)
+            if old is None or r.ts >= old["ts"]:
+                self.sensors[r.sensor_id] = {
+                    **r.item(),
+                    "area_label": self.registry.area_label(r.area),
                 }
         self.hub.publish(
             "sensors", {"readings": [self.sensors[k] for k in sorted(self.sensors)]}, conflate=True
         )
 
-    def apply_alerts(self, items: list[dict[str, Any]]) -> None:
-        for item in items:
-            key = sla_key(item)
+    def apply_alerts(self, transitions: list[SlaTransition]) -> None:
+        for t in transitions:
+            key = t.key()
             if key in self._alerts_seen:
                 continue  # sent again by a worker that took over its partition
             self._alerts_seen[key] = None
             if len(self._alerts_seen) > ALERTS_REMEMBERED:
                 self._alerts_seen.popitem(last=False)
-            self.hub.publish("alerts", item, conflate=False)
+            self.hub.publish("alerts", t.item(), conflate=False)
 
-    def handle(self, value: bytes) -> None:
+    def handle(self, topic: str, value: bytes) -> None:
+        """Apply one message of ``topic`` (the alerts topic or the updates topic)."""
         fed = time.time()
         try:
-            message = json.loads(value)
-            kind = message.get("type")
-            if kind == "kpi":
-                trace = self._trace(message.get("trace"), fed)
-                edges = message.get("edge") if isinstance(message.get("edge"), dict) else None
-                self.apply_kpi(
-                    int(message["part"]), float(message["at"]), message["scopes"], trace, edges
-                )
-            elif kind == "sensor":
-                self.apply_sensors(message["readings"])
-            elif kind == "sla":
-                self.apply_alerts(sla_items(message))
+            if topic == self.topics.alerts:
+                self.apply_alerts(decode_sla(value))
+            else:
+                update = decode_update(value)
+                if isinstance(update, KpiUpdate):
+                    self.apply_kpi(update, fed)
+                else:
+                    self.apply_sensors(update)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             # one malformed update must not cost the walls the ones after it
             log.warning("ignoring a malformed update (%s: %s)", type(exc).__name__, exc)
             return
         self.messages += 1
 
-    def _trace(self, trace: Any, fed: float) -> dict[str, Any] | None:
+    def _trace(self, trace: Trace | None, fed: float | None) -> dict[str, Any] | None:
         """The worker's stage times with this feed's, or None without them."""
-        if not isinstance(trace, dict) or not isinstance(trace.get("published"), int | float):
+        if trace is None or fed is None:
             return None
         if self.observe is not None:
-            self.observe("published_to_fed", fed - trace["published"])
-        return {**trace, "fed": fed}
+            self.observe("published_to_fed", fed - trace.published)
+        return {
+            "applied": trace.applied,
+            "committed": trace.committed,
+            "published": trace.published,
+            "fed": fed,
+        }
 
     async def run(self, bootstrap: str) -> None:
         """Consume until cancelled, reconnecting after broker failures."""
@@ -161,7 +158,7 @@ class Feed:
                 self.connected = True
                 async for msg in consumer:
                     if msg.value is not None:
-                        self.handle(msg.value)
+                        self.handle(msg.topic, msg.value)
                     self._positions[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
                     # let the screens' senders drain a burst before the next one
                     await asyncio.sleep(0)
@@ -195,7 +192,7 @@ class Feed:
     async def load(self) -> None:
         """State as last published, from the database."""
         for scope, part, at, counters in await self.reads.latest_by_part():
-            self.apply_kpi(part, at, {scope: counters})
+            self.apply_kpi(KpiUpdate(part, at, {scope: counters}))
         readings = await self.reads.latest_readings()
         if readings:
             self.apply_sensors(readings)

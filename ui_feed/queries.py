@@ -10,10 +10,11 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.messages import SLA_SELECT, sla_item
+from alerts.messages import SLA_SELECT, SlaTransition
 from ioc.clock import utc_datetime
 from ioc.feed import sum_counters
 from ioc.kpis import FLOWS, LEVELS
+from ioc.updates import LatestReading
 from streams.sinks.schema import DAY_ORIGIN, FLOW_COLUMNS, LEVEL_COLUMNS
 
 BUCKETS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
@@ -71,9 +72,8 @@ class Reads:
             ).fetchall()
         return [r[0].encode() for r in rows]
 
-    async def recent_alerts(self, limit: int = 200) -> list[dict[str, Any]]:
-        """The latest SLA transitions, oldest first, shaped as the worker
-        publishes them."""
+    async def recent_alerts(self, limit: int = 200) -> list[SlaTransition]:
+        """The latest SLA transitions, oldest first."""
         async with self.pool.connection() as conn:
             rows = await (
                 await conn.execute(
@@ -81,9 +81,9 @@ class Reads:
                     (limit,),
                 )
             ).fetchall()
-        return [sla_item(row) for row in reversed(rows)]
+        return [SlaTransition.from_row(row) for row in reversed(rows)]
 
-    async def latest_readings(self) -> list[dict[str, Any]]:
+    async def latest_readings(self) -> list[LatestReading]:
         async with self.pool.connection() as conn:
             rows = await (
                 await conn.execute(
@@ -92,10 +92,7 @@ class Reads:
                     "WHERE ts > now() - INTERVAL '30 days' ORDER BY sensor_id, ts DESC"
                 )
             ).fetchall()
-        return [
-            {"sensor_id": r[0], "area": r[1], "kind": r[2], "ts": float(r[3]), "values": r[4]}
-            for r in rows
-        ]
+        return [LatestReading(r[0], r[1], r[2], float(r[3]), r[4]) for r in rows]
 
     async def series(
         self, scope: str, bucket: int, start: float, end: float

@@ -25,7 +25,7 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
-from alerts.messages import SLA_SELECT, sla_item
+from alerts.messages import SLA_COLUMNS, SLA_INSTANTS, SLA_SELECT, SlaTransition
 from ioc.clock import utc_datetime
 from ioc.events import ProcedureEvent, SensorReading, stored_body
 from ioc.kpis import FLOWS, LEVELS
@@ -49,10 +49,7 @@ _ADD_FLOWS = ", ".join(f"{c} = t.{c} + EXCLUDED.{c}" for c in FLOW_COLUMNS)
 SNAPSHOTS_KEPT = 2
 
 
-ALERT_COLUMNS = (
-    "at, dossier_id, transition, due, consumed_hours, allotted_hours, commune, agency, centre, "
-    "procedure, field, part, published"
-)
+ALERT_COLUMNS = ", ".join((*SLA_COLUMNS, "part", "published"))
 
 
 def _instant(t: float) -> str:
@@ -68,25 +65,18 @@ def _event_line(part: int, seq: int, ev: ProcedureEvent) -> str:
     )
 
 
-def _alert_line(a: dict[str, Any], part: int, published: bool) -> str:
-    due = NULL if a["due"] is None else _instant(a["due"])
-    commune = NULL if a["commune"] is None else text(a["commune"])
-    fields = (
-        _instant(a["at"]),
-        text(a["dossier_id"]),
-        a["transition"],
-        due,
-        str(a["consumed_hours"]),
-        str(a["allotted_hours"]),
-        commune,
-        text(a["agency"]),
-        text(a["centre"]),
-        text(a["procedure"]),
-        text(a["field"]),
-        str(part),
-        "t" if published else "f",
-    )
-    return "\t".join(fields) + "\n"
+def _alert_line(t: SlaTransition, part: int, published: bool) -> str:
+    """A transition as a COPY text line of ``ALERT_COLUMNS``."""
+    cells = [_alert_cell(name, value) for name, value in zip(SLA_COLUMNS, t.row(), strict=True)]
+    return "\t".join((*cells, str(part), "t" if published else "f")) + "\n"
+
+
+def _alert_cell(name: str, value: Any) -> str:
+    if value is None:
+        return NULL
+    if name in SLA_INSTANTS:
+        return _instant(value)
+    return text(value) if isinstance(value, str) else str(value)
 
 
 class PostgresSink:
@@ -441,7 +431,7 @@ class PostgresSink:
             (list(parts),),
         )
 
-    async def unpublished(self, part: int) -> list[dict[str, Any]]:
+    async def unpublished(self, part: int) -> list[SlaTransition]:
         """The transitions of ``part`` stored but not known to be sent."""
         rows = await (
             await self.conn.execute(
@@ -450,7 +440,7 @@ class PostgresSink:
                 (part,),
             )
         ).fetchall()
-        return [sla_item(row) for row in rows]
+        return [SlaTransition.from_row(row) for row in rows]
 
     # -- reading back after a restart ---------------------------------------------------
 

@@ -84,8 +84,8 @@ def test_levels_follow_time_through_the_wheel() -> None:
     # due Thu 09:00; a minute later it is overdue
     assert s.advance(vn("2026-03-19 09:01"), out) >= 1
     assert int(s.c.mask[row]) & B_OVERDUE
-    overdue = [a for a in out.alerts if a["transition"] == "overdue"]
-    assert overdue and overdue[0]["at"] == vn("2026-03-19 09:00")
+    overdue = [a for a in out.alerts if a.transition == "overdue"]
+    assert overdue and overdue[0].at == vn("2026-03-19 09:00")
 
 
 def test_a_supplement_request_pauses_and_clears_the_alert() -> None:
@@ -98,7 +98,7 @@ def test_a_supplement_request_pauses_and_clears_the_alert() -> None:
     # time passed in one step, yet each change keeps its own instant (as a
     # worker that looked every second would have seen them); the pause clears
     # the alert at the request's instant, not when the worker noticed it
-    got = [(a["transition"], a["at"]) for a in out.alerts]
+    got = [(a.transition, a.at) for a in out.alerts]
     assert got == [
         ("at_risk", vn("2026-03-18 13:12")),  # 80 % of 24 working hours: 7 + 8 + 4.2
         ("overdue", vn("2026-03-19 09:00")),
@@ -113,7 +113,7 @@ def test_cleared_carries_the_instant_of_the_event_that_cleared_it() -> None:
     s.advance(vn("2026-03-19 10:00"), out)
     # the closing event reaches the worker an hour after it happened
     s.apply(event("processed", "D1", "2026-03-19 10:00"), vn("2026-03-19 11:00"), out)
-    assert (out.alerts[-1]["transition"], out.alerts[-1]["at"]) == (
+    assert (out.alerts[-1].transition, out.alerts[-1].at) == (
         "cleared",
         vn("2026-03-19 10:00"),
     )

@@ -94,7 +94,7 @@ def test_events_for_an_evicted_dossier_open_no_new_one() -> None:
     assert p.store.row_of("D1") is None and p.store.after_eviction == 2
     counters = p.all_counters()["province"]
     assert counters["flows"]["ytd"] == before["flows"]["ytd"]
-    assert [a["dossier_id"] for a in p.drain().alerts if a["dossier_id"] == "D1"] == []
+    assert [a.dossier_id for a in p.drain().alerts if a.dossier_id == "D1"] == []
 
     registry, calendar = world()
     q = PartitionProcessor(0, calendar, registry, ScopeIndex(registry), clock.now())
@@ -132,7 +132,7 @@ def drained(proc: PartitionProcessor) -> tuple[list[Any], list[Any]]:
         (int(m), keys[int(s)], tuple(int(v) for v in lv))
         for m, s, lv in zip(d.level_minutes, d.level_scopes, d.levels, strict=True)
     )
-    return levels, [(a["dossier_id"], a["transition"], a["at"]) for a in d.alerts]
+    return levels, [a.key() for a in d.alerts]
 
 
 def test_the_levels_at_an_instant_do_not_depend_on_when_the_worker_looked() -> None:

@@ -91,7 +91,7 @@ def test_sla_transitions_due_while_no_worker_ran_are_sent_after_the_restart(
 
     alerts = asyncio.run(run())
     # it passed through at risk too while no worker ran: each is sent, at its instant
-    assert [(a["dossier_id"], a["transition"]) for a in alerts] == [
+    assert [(a.dossier_id, a.transition) for a in alerts] == [
         ("D1", "at_risk"),
         ("D1", "overdue"),
     ]

@@ -5,37 +5,40 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 import orjson
 import pytest
 
-from alerts.messages import ITEMS_PER_MESSAGE, sla_messages
+from alerts.messages import ITEMS_PER_MESSAGE, SlaTransition, encode_sla, sla_messages
 from ioc.topics import Topics
 from tests.streams.helpers import world
 from tests.ui_feed.test_hub import QUIET, connect, leave, run, settle, sub
 from ui_feed.feed import Feed
 from ui_feed.hub import Hub
 
+TOPICS = Topics("")
+
 
 def feed(hub: Hub) -> Feed:
     registry, _ = world()
-    return Feed(hub, None, registry, Topics(""))  # type: ignore[arg-type]
+    return Feed(hub, None, registry, TOPICS)  # type: ignore[arg-type]
 
 
-def transition(i: int) -> dict[str, Any]:
-    return {"transition": "overdue", "dossier_id": f"D{i}", "at": 1_773_626_400.0 + i}
+def transition(i: int) -> SlaTransition:
+    return SlaTransition(
+        1_773_626_400.0 + i, f"D{i}", "overdue", None, 9.0, 8.0, None, "a", "c", "p", "f"
+    )
 
 
 def test_a_full_sla_message_reaches_a_screen_that_keeps_up() -> None:
     async def main() -> None:
         hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
         live = feed(hub)
-        live.handle(orjson.dumps({"type": "sla", "items": [transition(-1)]}))
+        live.handle(TOPICS.alerts, encode_sla([transition(-1)]))
         screen, task = connect(hub)
         assert [m["type"] for m in await settle(screen, sub("alerts"))] == ["snapshot"]
         [message] = list(sla_messages([transition(i) for i in range(ITEMS_PER_MESSAGE)]))
-        live.handle(message)  # published in one go, with no await in between
+        live.handle(TOPICS.alerts, message)  # published in one go, with no await in between
         got = await settle(screen)
         assert [m["data"]["dossier_id"] for m in got] == [f"D{i}" for i in range(1000)]
         assert screen.closed is None and hub.stats()["dropped_slow"] == 0
@@ -60,9 +63,9 @@ def test_a_malformed_update_is_skipped_and_the_next_one_goes_through(
     hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
     live = feed(hub)
     with caplog.at_level(logging.WARNING, logger="ui_feed.feed"):
-        live.handle(value)
+        live.handle(TOPICS.kpi_updates, value)
     assert "ignoring a malformed update" in caplog.text
-    live.handle(orjson.dumps({"type": "sla", "items": [transition(1)]}))
+    live.handle(TOPICS.alerts, encode_sla([transition(1)]))
     assert live.messages == 1
     assert json.loads(json.dumps(hub.snapshot("alerts")))[-1]["dossier_id"] == "D1"
 
@@ -71,6 +74,7 @@ def test_sensor_readings_carry_their_area_name() -> None:
     hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
     live = feed(hub)
     live.handle(
+        TOPICS.kpi_updates,
         orjson.dumps(
             {
                 "type": "sensor",
@@ -98,7 +102,7 @@ def test_sensor_readings_carry_their_area_name() -> None:
                     },
                 ],
             }
-        )
+        ),
     )
     readings = hub.snapshot("sensors")["readings"]  # type: ignore[index]
     assert [r["area_label"] for r in readings] == [

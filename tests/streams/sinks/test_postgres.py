@@ -5,10 +5,11 @@ import json
 import psycopg
 import pytest
 
+from alerts.messages import SlaTransition
 from ioc.clock import EventTimeClock
 from ioc.events import ProcedureEvent, SensorReading
 from ioc.kpis import F
-from streams.processor import PartitionProcessor
+from streams.processor import Drained, PartitionProcessor
 from streams.scopes import ScopeIndex
 from streams.sinks.postgres import PostgresSink
 from streams.sinks.schema import migrate
@@ -74,6 +75,39 @@ def test_a_drain_round_trips_through_the_database(database_url: str) -> None:
             "SELECT counters FROM kpi_latest WHERE scope = 'province' AND part = 7"
         ).fetchone()
         assert latest[0]["flows"]["month"][F["received"]] == 2
+
+
+def test_sla_transitions_read_back_as_written_until_marked_sent(database_url: str) -> None:
+    migrate(database_url)
+    paused = SlaTransition(
+        vn("2026-03-18 13:12"), "D\t1\\x\n", "at_risk", None, 19.25, 24.0, None, "a", "c", "p", "f"
+    )
+    overdue = SlaTransition(
+        vn("2026-03-19 09:00"),
+        "D2",
+        "overdue",
+        vn("2026-03-19 09:00"),
+        24.0,
+        24.0,
+        "00166",
+        "ubnd-00166",
+        "hcc-00166",
+        "1.000001",
+        "ho-tich",
+    )
+
+    async def run() -> list[list[SlaTransition]]:
+        sink = PostgresSink(database_url)
+        await sink.connect()
+        await sink.conn.execute("DELETE FROM sla_transitions WHERE part = 41")
+        await sink.write(Drained(41, vn("2026-03-19 10:00"), alerts=[overdue, paused]))
+        stored = await sink.unpublished(41)
+        await sink.mark_published([41])
+        after = await sink.unpublished(41)
+        await sink.close()
+        return [stored, after]
+
+    assert asyncio.run(run()) == [[paused, overdue], []]
 
 
 def test_an_event_id_reused_for_other_content_keeps_the_first(database_url: str) -> None:
