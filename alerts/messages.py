@@ -50,10 +50,12 @@ class SlaTransition:
     procedure: str
     field: str
 
-    def key(self) -> tuple[str, str, float]:
+    def key(self) -> tuple[str, str, int]:
         """What tells one transition from another: a transition sent again
-        after a worker's restart has the same key."""
-        return (self.dossier_id, self.transition, self.at)
+        after a worker's restart has the same key. The instant counts in whole
+        microseconds, as PostgreSQL stores it: one resent from the outbox
+        matches the one first sent live."""
+        return (self.dossier_id, self.transition, round(self.at * 1_000_000))
 
     def item(self) -> dict[str, Any]:
         """The transition as it travels (and as screens get it)."""

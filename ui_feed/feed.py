@@ -57,7 +57,7 @@ class Feed:
         self.partials: dict[str, dict[int, tuple[float, dict[str, Any]]]] = {}
         self.sensors: dict[str, dict[str, Any]] = {}
         # the latest transitions' keys, to drop one a worker sends again
-        self._alerts_seen: OrderedDict[tuple[str, str, float], None] = OrderedDict()
+        self._alerts_seen: OrderedDict[tuple[str, str, int], None] = OrderedDict()
         self.messages = 0
         self.connected = False
         # the next offset to read per partition, kept across reconnections

@@ -152,3 +152,10 @@ def test_a_bad_message_is_refused_naming_the_field(raw: bytes, field: str) -> No
 def test_unknown_fields_are_ignored_and_null_where_allowed() -> None:
     [t] = decode_sla(item(due=None, commune=None, escalated=True))
     assert (t.due, t.commune) == (None, None)
+
+
+def test_a_transition_read_back_from_the_table_has_the_key_it_was_sent_with() -> None:
+    # live instants are floats; the table keeps whole microseconds
+    sent = replace(transition(1), at=1773626400.1234567)
+    stored = replace(sent, at=1773626400.123457)
+    assert sent.key() == stored.key()
