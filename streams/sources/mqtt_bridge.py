@@ -32,7 +32,7 @@ from ioc.clock import Clock, WallClock, build_clock
 from ioc.events import DecodeError
 from ioc.settings import Settings
 from ioc.topics import Topics
-from streams.kafka import Producer, edge_header, ensure_topics, topic_layout
+from streams.kafka import Outbound, Producer, edge_header, ensure_topics, topic_layout
 from streams.metrics import BridgeMetrics, serve
 from streams.sources.mqtt_payload import reading_from_mqtt
 
@@ -241,35 +241,47 @@ class MqttBridge:
             await self._deliver([m for m in batch if m is not None])
 
     async def _deliver(self, batch: list[_Message]) -> None:
-        """Forward one batch, retrying until Kafka took all of it, then ack it."""
+        """Forward one batch, retrying until Kafka took all of it, then ack it.
+
+        Envelopes and dead letters go out together and are awaited together:
+        awaiting each dead letter in turn made a flood of junk crawl, and the
+        broker dropped QoS 1 messages once its queue for the bridge was full."""
         assert self._producer is not None
         lines: list[tuple[str, bytes]] = []
-        dead: list[tuple[_Message, DecodeError]] = []
+        outgoing: list[tuple[Outbound, str | None]] = []  # a dead letter's reason
         for m in batch:
             result = reading_from_mqtt(m.topic, m.payload, m.received_at)
             if isinstance(result, DecodeError):
-                dead.append((m, result))
+                headers = [("source", b"bridge"), ("reason", result.reason.encode())]
+                headers.append(("origin", m.topic.encode()))
+                letter = Outbound(self.topics.dead_letters, m.payload, headers=headers)
+                outgoing.append((letter, result.reason))
             else:
                 lines.append((result[0]["sensor_id"], result[1]))
         delay = 0.25
-        while lines or dead:
+        while lines or outgoing:
             try:
-                if lines:
+                if lines:  # needs the partition count: fails while Kafka is away
                     edge = edge_header(min(m.arrived for m in batch))
-                    await self._producer.send_keyed(self.topics.sensor_readings, lines, edge)
-                    self.metrics.forwarded.inc(len(lines))
+                    topic = self.topics.sensor_readings
+                    outgoing += [(o, None) for o in await self._producer.keyed(topic, lines, edge)]
                     lines = []
-                while dead:
-                    m, err = dead[0]
-                    headers = [("source", b"bridge"), ("reason", err.reason.encode())]
-                    headers.append(("origin", m.topic.encode()))
-                    topic = self.topics.dead_letters
-                    await self._producer.send(topic, m.payload, headers=headers)
-                    self.metrics.refused(err.reason)
-                    dead.pop(0)
-            except Exception as exc:  # any failure: keep them unacked, retry
+                failures = await self._producer.send_many([o for o, _ in outgoing])
+            except Exception as exc:  # nothing was sent
+                failures = [exc] * len(outgoing)
+                error: Exception | None = exc
+            else:
+                error = next((f for f in failures if f is not None), None)
+            for (message, reason), failure in zip(outgoing, failures, strict=True):
+                if failure is None and reason is None:
+                    self.metrics.forwarded.inc(message.lines)
+                elif failure is None and reason is not None:
+                    self.metrics.refused(reason)
+            # only what Kafka did not take is sent again
+            outgoing = [o for o, failure in zip(outgoing, failures, strict=True) if failure]
+            if error is not None:
                 self.metrics.kafka_errors.inc()
-                log.warning("Kafka refused a batch (%r); retry in %.1f s", exc, delay)
+                log.warning("Kafka refused a batch (%r); retry in %.1f s", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
         self._ack(batch)

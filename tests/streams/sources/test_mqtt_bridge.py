@@ -10,7 +10,8 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,8 +24,8 @@ from ioc.events import SensorReading, decode_sensor_reading
 from ioc.settings import Settings
 from ioc.topics import Topics
 from streams.codec import decode_envelope
-from streams.kafka import Producer, ensure_topics, topic_layout
-from streams.sources.mqtt_bridge import MqttBridge
+from streams.kafka import Outbound, Producer, ensure_topics, topic_layout
+from streams.sources.mqtt_bridge import MqttBridge, _Message
 from streams.sources.mqtt_payload import default_event_id
 from tests.conftest import mosquitto_binary
 
@@ -34,6 +35,120 @@ AQ = "ioc/sensors/00166/air_quality/aq-00166-1"
 
 def body(**fields: Any) -> bytes:
     return json.dumps(fields).encode()
+
+
+# --- the delivery of a batch, with a broker double ---------------------------------
+
+
+class SlowAcks:
+    """Stands in for aiokafka's producer: queues a send at once and
+    acknowledges it on a later turn of the event loop, as a broker's answer
+    comes later; ``refuse`` names values whose first send fails."""
+
+    def __init__(self, refuse: frozenset[bytes] = frozenset()) -> None:
+        self.unacked = 0
+        self.most_unacked = 0
+        self.taken: list[tuple[str, bytes]] = []
+        self.refuse = set(refuse)
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.unacked += 1
+        self.most_unacked = max(self.most_unacked, self.unacked)
+        asyncio.get_running_loop().call_soon(self._answer, future, topic, value)
+        return future
+
+    def _answer(self, future: asyncio.Future[None], topic: str, value: bytes) -> None:
+        self.unacked -= 1
+        if value in self.refuse:
+            self.refuse.discard(value)
+            future.set_exception(ConnectionError("not leader"))
+        else:
+            self.taken.append((topic, value))
+            future.set_result(None)
+
+    async def send_and_wait(self, topic: str, value: bytes, **kwargs: Any) -> None:
+        await (await self.send(topic, value, **kwargs))
+
+
+class DoubleProducer(Producer):
+    """The project's producer around the broker double."""
+
+    def __init__(self, broker: SlowAcks, partitions: dict[str, int]) -> None:
+        self._producer = broker  # type: ignore[assignment]
+        self._partitions = partitions
+
+    async def start(self) -> None:
+        pass
+
+
+class MqttAcks:
+    """The paho client's ``ack``, recording what the broker double held then."""
+
+    def __init__(self, broker: SlowAcks) -> None:
+        self.broker = broker
+        self.acked: list[int] = []
+        self.unacked_at_ack: list[int] = []
+
+    def ack(self, mid: int, qos: int) -> None:
+        self.acked.append(mid)
+        self.unacked_at_ack.append(self.broker.unacked)
+
+
+async def delivered(broker: SlowAcks, batch: list[_Message]) -> tuple[MqttBridge, MqttAcks, Topics]:
+    """A bridge whose Kafka and MQTT are the doubles, after delivering ``batch``."""
+    settings = Settings(topic_prefix="unit.", sensor_partitions=2)
+    topics = Topics(settings.topic_prefix)
+    bridge = MqttBridge(settings, producer=DoubleProducer(broker, {topics.sensor_readings: 2}))
+    client = MqttAcks(broker)
+    bridge._client = client  # type: ignore[assignment]
+    bridge._connected, bridge._session = True, 1
+    await bridge._deliver(batch)
+    return bridge, client, topics
+
+
+def junk_and_readings(junk: int, good: int) -> list[_Message]:
+    out = [
+        _Message(f"ioc/sensors/00166/air_quality/aq-{i}", b"{junk %d" % i, i, 1, 0.0, 1)
+        for i in range(junk)
+    ]
+    out += [
+        _Message(f"ioc/sensors/00166/noise/n-{i}", body(ts=TS, value=50 + i), junk + i, 1, 0.0, 1)
+        for i in range(good)
+    ]
+    return out
+
+
+def test_a_batch_is_sent_at_once_and_acked_after_kafka_took_all_of_it() -> None:
+    broker = SlowAcks()
+    batch = junk_and_readings(junk=200, good=10)
+    bridge, client, topics = asyncio.run(delivered(broker, batch))
+    dead = [v for t, v in broker.taken if t == topics.dead_letters]
+    envelopes = [v for t, v in broker.taken if t == topics.sensor_readings]
+    assert sorted(dead) == sorted(m.payload for m in batch[:200])
+    assert sum(len(e.split(b"\n")) for e in envelopes) == 10
+    # every dead letter and envelope waited for the broker at the same time
+    assert broker.most_unacked == len(broker.taken) == 200 + len(envelopes)
+    # and the MQTT messages were acknowledged only once Kafka had all of them
+    assert client.acked == [m.mid for m in batch]
+    assert set(client.unacked_at_ack) == {0}
+    assert bridge.stats["forwarded"] == 10 and bridge.stats["dead_lettered"] == 200
+
+
+def test_only_what_kafka_refused_is_sent_again_before_the_ack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def no_wait(delay: float) -> None:
+        pass
+
+    monkeypatch.setattr("streams.sources.mqtt_bridge.asyncio.sleep", no_wait)
+    batch = junk_and_readings(junk=5, good=3)
+    broker = SlowAcks(refuse=frozenset({batch[2].payload}))
+    bridge, client, topics = asyncio.run(delivered(broker, batch))
+    dead = [v for t, v in broker.taken if t == topics.dead_letters]
+    assert sorted(dead) == sorted(m.payload for m in batch[:5])  # each once
+    assert client.acked == [m.mid for m in batch]
+    assert bridge.stats["kafka_errors"] == 1 and bridge.stats["dead_lettered"] == 5
 
 
 # --- against Mosquitto and Tansu ------------------------------------------------
@@ -252,14 +367,12 @@ class FailingProducer(Producer):
         self.failures = failures
         self.refused = asyncio.Event()
 
-    async def send_keyed(
-        self, topic: str, items: list[tuple[str, bytes]], headers: Any = None
-    ) -> int:
+    async def send_many(self, messages: Sequence[Outbound]) -> list[Exception | None]:
         if self.failures > 0:
             self.failures -= 1
             self.refused.set()
             raise ConnectionError("simulated Kafka outage")
-        return await super().send_keyed(topic, items, headers)
+        return await super().send_many(messages)
 
 
 @pytest.mark.integration
@@ -311,10 +424,11 @@ def test_nothing_is_acked_that_kafka_did_not_take(mqtt_url: str, kafka_bootstrap
     assert len(flaky_ids) == 1
 
 
-def private_mosquitto(port: int) -> subprocess.Popen[bytes]:
-    """A throw-away Mosquitto on ``port`` (the shared one must not be restarted)."""
+def private_mosquitto(port: int, conf: Path | None = None) -> subprocess.Popen[bytes]:
+    """A throw-away Mosquitto on ``port`` (the shared one must not be restarted);
+    with ``conf``, that file must name the port."""
     proc = subprocess.Popen(
-        [mosquitto_binary() or "mosquitto", "-p", str(port)],
+        [mosquitto_binary() or "mosquitto", *(("-c", str(conf)) if conf else ("-p", str(port)))],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
