@@ -13,12 +13,13 @@ nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any, TypeVar
 
 import orjson
 
-from ioc.events import DecodeError
+from ioc.events import DecodeError, ProcedureEvent
+from streams.kafka import partition_for
 
 T = TypeVar("T")
 
@@ -53,6 +54,37 @@ def decode_envelope(
         else:
             good.append(result)
     return good, bad
+
+
+def on_partition(
+    decode: Callable[[Any, bytes], ProcedureEvent | DecodeError],
+    part: int,
+    partitions: int,
+    held: Container[str],
+) -> Callable[[Any, bytes], ProcedureEvent | DecodeError]:
+    """``decode`` that also refuses an event whose dossier belongs on another
+    partition than ``part``: a producer that does not key by dossier id would
+    have two workers count one dossier. Only dossiers not ``held`` by the
+    partition's store are checked (a hash costs microseconds; a dossier held
+    came here already); use one per message."""
+    homes: dict[str, int] = {}
+
+    def checked(obj: Any, raw: bytes) -> ProcedureEvent | DecodeError:
+        ev = decode(obj, raw)
+        if isinstance(ev, DecodeError) or ev.dossier_id in held:
+            return ev
+        home = homes.get(ev.dossier_id)
+        if home is None:
+            home = homes[ev.dossier_id] = partition_for(ev.dossier_id, partitions)
+        if home == part:
+            return ev
+        return DecodeError(
+            f"dossier {ev.dossier_id!r} is on the wrong partition: it belongs to partition "
+            f"{home} of {partitions} (murmur2 of dossier_id), came on {part}",
+            raw,
+        )
+
+    return checked
 
 
 class _Broken:

@@ -40,3 +40,25 @@ def test_the_raw_bytes_of_each_event_are_kept() -> None:
     assert all(isinstance(e, ProcedureEvent) and e.raw == GOOD for e in events)
     assert not isinstance(decode_procedure_event({}, b"{}"), ProcedureEvent)
     assert isinstance(decode_procedure_event({}, b"{}"), DecodeError)
+
+
+def test_on_partition_refuses_only_unheld_dossiers_of_other_partitions() -> None:
+    import json
+
+    from ioc.testing import procedure_event
+    from streams.codec import on_partition
+    from streams.kafka import partition_for
+
+    homes = {d: partition_for(d, 4) for d in ("A", "B", "D")}
+    assert homes == {"A": 2, "B": 0, "D": 1}
+    lines = [json.dumps(procedure_event("received", d)).encode() for d in ("A", "B", "D")]
+    good, bad = decode_envelope(
+        b"\n".join(lines), on_partition(decode_procedure_event, 0, 4, held={"A"})
+    )
+    assert [e.dossier_id for e in good if isinstance(e, ProcedureEvent)] == ["A", "B"]
+    [err] = bad
+    assert err.index == 2 and err.raw == lines[2]
+    assert "dossier 'D' is on the wrong partition: it belongs to partition 1 of 4" in err.reason
+    # a line that is not an event keeps its own reason
+    _, [broken] = decode_envelope(b'{"schema": 1}', on_partition(decode_procedure_event, 0, 4, ()))
+    assert "partition" not in broken.reason
