@@ -151,6 +151,19 @@ def test_a_page_of_its_own_origin_may_open_the_websocket(default_origins: str) -
     assert not opens(ws_url(local), default_origins.replace("127.0.0.1", "elsewhere"))
 
 
+def test_a_page_of_the_same_host_over_another_scheme_may_not(default_origins: str) -> None:
+    local = default_origins.replace("127.0.0.1", "localhost")  # not in the allowed list
+    assert not opens(ws_url(local), local.replace("http://", "https://"))
+    assert not opens(ws_url(local), local.replace("http://", "ftp://"))
+    # a proxy in front that took https says so; uvicorn trusts it from 127.0.0.1
+    proxied = {"X-Forwarded-Proto": "https"}
+    with connect(
+        ws_url(local), origin=local.replace("http://", "https://"), additional_headers=proxied
+    ) as ws:  # type: ignore[arg-type]
+        ws.send('{"op": "ping"}')
+        assert '"pong"' in str(ws.recv(timeout=10))
+
+
 def test_allowed_origins_are_a_setting() -> None:
     settings = Settings(allowed_origins="https://wall.example.vn", **TOKENS)
     with serving(settings) as (base, _):
