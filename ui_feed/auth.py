@@ -176,13 +176,15 @@ _QUERY_PAIR = re.compile(r"([?&;])([^=&;\s\"']*)=([^&;\s\"']*)")
 def _redact(text: str) -> str:
     def hide(m: re.Match[str]) -> str:
         name = unquote_plus(m.group(2)).lower()
-        return f"{m.group(1)}{m.group(2)}=***" if name == "token" else m.group(0)
+        # any name holding "token" (access_token, id_token...): what else would it hold
+        return f"{m.group(1)}{m.group(2)}=***" if "token" in name else m.group(0)
 
     return _QUERY_PAIR.sub(hide, text) if "token" in text.lower() or "%" in text else text
 
 
 def redact_tokens(record: logging.LogRecord) -> bool:
-    """Keep ``?token=`` values (however the name is spelled) out of a log record."""
+    """Keep the values of query parameters whose name holds ``token``
+    (``?token=``, ``access_token``..., however spelled) out of a log record."""
     if isinstance(record.msg, str):
         record.msg = _redact(record.msg)
     if isinstance(record.args, tuple):

@@ -217,3 +217,20 @@ def test_tokens_are_kept_out_of_every_uvicorn_log_line() -> None:
     assert "/ws?%74oken=***&x=1" in text
     assert "/api/v1/kpis?scope=nowhere&token=*** HTTP/1.1" in text  # the access log
     assert READ not in text
+
+
+def test_every_query_parameter_named_like_a_token_is_redacted_in_logs() -> None:
+    import logging
+
+    from ui_feed.auth import redact_tokens
+
+    line = (
+        "/ws?token=t1secret&access_token=t2secret&X-Id-Token=t3secret"
+        "&my%5Ftoken=t4secret;TOKEN2=t5secret&tokens=t6secret&page=2&tok=visible"
+    )
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, "GET %s", (line,), None)
+    assert redact_tokens(record)
+    text = record.getMessage()
+    assert "secret" not in text, text
+    assert "access_token=***" in text and "my%5Ftoken=***" in text
+    assert "page=2" in text and "tok=visible" in text
