@@ -14,7 +14,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from ioc.settings import Settings
+from pydantic import ValidationError
+
+from ioc.settings import Settings, settings_problems
 
 log = logging.getLogger("ioc")
 
@@ -264,7 +266,13 @@ def _instant(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # a usage error, like a bad argument: no traceback
+        for line in settings_problems(exc):
+            print(f"ioc: {line}", file=sys.stderr)
+        return 2
     _logging(settings)
     try:
         if args.command == "db":

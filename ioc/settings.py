@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ioc.registry import SCOPE_KINDS
@@ -193,3 +193,14 @@ def origin_of(url: str) -> str | None:
         host = f"[{host}]"  # IPv6
     default = {"http": 80, "https": 443}[scheme]
     return f"{scheme}://{host}" if port in (None, default) else f"{scheme}://{host}:{port}"
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One line per refused setting, named by its variable. The values are
+    left out: they may be tokens, or URLs holding passwords."""
+    lines = []
+    for error in exc.errors():
+        field = "_".join(str(part) for part in error["loc"])
+        reason = error["msg"].removeprefix("Value error, ")
+        lines.append(f"IOC_{field.upper()}: {reason}" if field else reason)
+    return lines

@@ -5,6 +5,11 @@ sent when the injected clock reaches its time, in batches: to the HTTP
 ingest (as NDJSON) or straight to Kafka. Sensor readings go over MQTT
 (simulators.sensors). Sending retries until the target takes the batch;
 event ids make a repeat harmless.
+
+Each run puts a random tag in its dossier ids (``H01.00166-260316-<tag>-000001``),
+and so in its event ids: a restarted simulator, planning from the same seed
+again, would otherwise send other events under the ids of the first run's,
+which the worker refuses as reused. The seed still decides what happens.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import secrets
 import signal
 from typing import Any
 
@@ -83,7 +89,8 @@ async def run_procedures(
 ) -> None:
     profile = Profile.load()
     rate = settings.sim_dossiers_per_hour or profile.dossiers_per_office_hour
-    planner = DossierPlanner(registry, calendar, profile, seed=settings.sim_seed)
+    run = secrets.token_hex(4)
+    planner = DossierPlanner(registry, calendar, profile, seed=settings.sim_seed, run=run)
     feeder = ProcedureFeeder(planner, rate, clock.now())
     topics = Topics(settings.topic_prefix)
     producer = None
@@ -96,7 +103,7 @@ async def run_procedures(
     else:
         client = httpx.AsyncClient(timeout=30)
     url = f"{settings.base_url}/api/v1/procedure-events"
-    log.info("simulating %.0f receipts per office hour -> %s", rate, target)
+    log.info("simulating %.0f receipts per office hour -> %s (run %s)", rate, target, run)
     try:
         while not stop.is_set():
             events = feeder.due(clock.now())

@@ -4,8 +4,9 @@
 with the province's working calendar, with the shares of the profile file
 (online filing, digitisation, online payment, supplements, late finishes,
 ratings). ``generate`` produces a time-ordered stream for a period, for
-replays and benchmarks; the live simulator sends each event when the clock
-reaches it.
+replays and benchmarks: the same seed gives the same events, byte for byte.
+The live simulator sends each event when the clock reaches it, with a run tag
+in every dossier id (``run``), so a restarted simulator reuses no id.
 """
 
 from __future__ import annotations
@@ -58,8 +59,12 @@ class DossierPlanner:
         calendar: WorkingCalendar,
         profile: Profile | None = None,
         seed: int = 7,
+        run: str = "",
     ) -> None:
         self.reg = registry
+        # set apart the dossier (and event) ids of one run from another's;
+        # empty for a seeded load that must come out the same every time
+        self.run = f"{run}-" if run else ""
         self.cal = calendar
         self.profile = profile or Profile.load()
         self.rng = random.Random(seed)
@@ -93,7 +98,9 @@ class DossierPlanner:
         centre = self._centre(commune, channel, level)
         self.count += 1
         local = datetime.fromtimestamp(received, VN_TZ)
-        dossier_id = f"H{self.reg.province_code}.{centre[-5:]}-{local:%y%m%d}-{self.count:06d}"
+        dossier_id = (
+            f"H{self.reg.province_code}.{centre[-5:]}-{local:%y%m%d}-{self.run}{self.count:06d}"
+        )
         allotted_s = (
             proc.allotted_working_days * cal.day_seconds
             if proc.allotted_working_days is not None

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -128,6 +129,17 @@ def envelopes(lines: list[bytes], limit: int = MAX_ENVELOPE_BYTES) -> list[bytes
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One message to send; ``lines`` counts the events it carries."""
+
+    topic: str
+    value: bytes
+    partition: int | None = None
+    headers: list[tuple[str, bytes]] | None = None
+    lines: int = 1
+
+
 class Producer:
     """An aiokafka producer that sends NDJSON envelopes per partition and
     waits until the broker has them."""
@@ -156,24 +168,61 @@ class Producer:
             self._partitions[topic] = n
         return n
 
+    async def keyed(
+        self,
+        topic: str,
+        items: list[tuple[str, bytes]],
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> list[Outbound]:
+        """(key, line) items as envelopes, one or more per partition, each
+        with ``headers``."""
+        groups = group_by_partition(items, await self.partitions(topic))
+        return [
+            Outbound(topic, value, part, headers, value.count(b"\n") + 1)
+            for part, lines in groups.items()
+            for value in envelopes(lines)
+        ]
+
     async def send_keyed(
         self,
         topic: str,
         items: list[tuple[str, bytes]],
         headers: list[tuple[str, bytes]] | None = None,
     ) -> int:
-        """Send (key, line) items as envelopes, one or more per partition,
-        each with ``headers``. Returns the number of messages; raises when the
-        broker did not acknowledge them all."""
-        groups = group_by_partition(items, await self.partitions(topic))
-        futures = []
-        for part, lines in groups.items():
-            for value in envelopes(lines):
-                futures.append(
-                    await self._producer.send(topic, value, partition=part, headers=headers)
+        """Send (key, line) items as envelopes (``keyed``). Returns the number
+        of messages; raises when the broker did not acknowledge them all."""
+        messages = await self.keyed(topic, items, headers)
+        for failure in await self.send_many(messages):
+            if failure is not None:
+                raise failure
+        return len(messages)
+
+    async def send_many(self, messages: Sequence[Outbound]) -> list[Exception | None]:
+        """Queue every message, then wait for the broker's acknowledgements:
+        a batch costs one round trip, not one per message. Returns each
+        message's failure, None where the broker acknowledged it."""
+        waiting: list[asyncio.Future[Any] | Exception] = []
+        for m in messages:
+            try:
+                waiting.append(
+                    await self._producer.send(
+                        m.topic, m.value, partition=m.partition, headers=m.headers
+                    )
                 )
-        await asyncio.gather(*futures)
-        return len(futures)
+            except Exception as exc:  # refused before queueing: too large, no metadata
+                waiting.append(exc)
+        futures = [w for w in waiting if not isinstance(w, Exception)]
+        settled = iter(await asyncio.gather(*futures, return_exceptions=True))
+        out: list[Exception | None] = []
+        for w in waiting:
+            if isinstance(w, Exception):
+                out.append(w)
+                continue
+            result = next(settled)
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # cancelled: not a broker's answer
+            out.append(result if isinstance(result, Exception) else None)
+        return out
 
     async def send(
         self,

@@ -32,7 +32,7 @@ from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.topics import WATERMARK_HEADER
 from ioc.updates import Trace, encode_kpi_update
-from streams.codec import decode_envelope
+from streams.codec import decode_envelope, on_partition
 from streams.health import WriterHealth
 from streams.kafka import edge_time
 from streams.metrics import WorkerMetrics
@@ -254,7 +254,10 @@ class ProcedureWorker:
                 slot.processor.move(slot.clock.now())
             slot.acks.append((stream, event))
             return
-        events, errors = decode_envelope(event.value, decode_procedure_event)
+        # a misrouted event is refused here, before it claims its id
+        count, held = self.settings.procedure_partitions, slot.processor.store.rows
+        decode = on_partition(decode_procedure_event, part, count, held)
+        events, errors = decode_envelope(event.value, decode)
         if events and self.event_ids is not None:
             ids = self.event_ids
             refused = await write_until_done(

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from ioc.events import CHANNELS, PROCEDURE_TYPES, SENSOR_MEASURES
 from ioc.testing import receipt
-from streams.sources.mqtt_bridge import reading_from_mqtt
+from streams.sources.mqtt_payload import reading_from_mqtt
 from tests.conftest import new_database
 from tests.processes import Process, ioc_env, wait_until
 from tests.streams.sinks.test_storable_property import identifiers, iso_texts

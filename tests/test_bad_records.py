@@ -23,7 +23,7 @@ import pytest
 
 from ioc.testing import procedure_event
 from ioc.topics import Topics
-from streams.kafka import Producer
+from streams.kafka import Producer, partition_for
 from tests.processes import Process, ioc_env, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,11 +33,13 @@ def receipt(dossier: str, event_id: str, ts: str = "2026-03-16T09:00:00+07:00") 
     return json.dumps(procedure_event("received", dossier, ts, event_id)).encode()
 
 
-async def produce(bootstrap: str, topic: str, value: bytes, headers: Any = None) -> None:
+async def produce(
+    bootstrap: str, topic: str, value: bytes, headers: Any = None, partition: int | None = None
+) -> None:
     producer = Producer(bootstrap)
     await producer.start()
     try:
-        await producer.send(topic, value, key=b"k", headers=headers)
+        await producer.send(topic, value, key=b"k", partition=partition, headers=headers)
     finally:
         await producer.stop()
 
@@ -81,16 +83,19 @@ def test_bad_records_never_block_and_readiness_tells_the_truth(
             )
         )
         # 2. a time PostgreSQL cannot store, 3. an id reused for another dossier,
-        # then ordinary events after them
+        # 4. a dossier of another partition, then ordinary events after them
+        assert {partition_for(d, 4) for d in ("FIRST", "ANOTHER", "LATER-1")} == {2}
+        assert partition_for("SECOND", 4) != 2
         envelope = b"\n".join(
             [
                 receipt("BAD-TS", "e-ts", ts="2026-11-27T10:00:00+20:00"),
                 receipt("FIRST", "e-shared"),
-                receipt("SECOND", "e-shared"),
-                receipt("AFTER-1", "e-after-1"),
+                receipt("ANOTHER", "e-shared"),
+                receipt("SECOND", "e-second"),
+                receipt("LATER-1", "e-later-1"),
             ]
         )
-        asyncio.run(produce(kafka_bootstrap, topics.procedure_events, envelope))
+        asyncio.run(produce(kafka_bootstrap, topics.procedure_events, envelope, partition=2))
         post = httpx.post(
             f"{base}/api/v1/procedure-events",
             content=receipt("AFTER-2", "e-after-2"),
@@ -104,17 +109,17 @@ def test_bad_records_never_block_and_readiness_tells_the_truth(
                 rows = conn.execute("SELECT dossier_id FROM procedure_events").fetchall()
                 return {r[0] for r in rows}
 
-            wait_until("the later events", lambda: {"AFTER-1", "AFTER-2"} <= stored(), 60)
-            assert stored() == {"FIRST", "AFTER-1", "AFTER-2"}
+            wait_until("the later events", lambda: {"LATER-1", "AFTER-2"} <= stored(), 60)
+            assert stored() == {"FIRST", "LATER-1", "AFTER-2"}
             letters = wait_until(
-                "three dead letters",
+                "four dead letters",
                 lambda: (
                     len(
                         d := dict(
                             conn.execute("SELECT origin, reason FROM dead_letters").fetchall()
                         )
                     )
-                    == 3
+                    == 4
                     and d
                 ),
                 30,
@@ -123,7 +128,9 @@ def test_bad_records_never_block_and_readiness_tells_the_truth(
             reasons = "\n".join(letters.values())
             assert "UTC offset outside -12:00..+14:00" in reasons
             assert "event_id 'e-shared' already names another event" in reasons
+            assert "dossier 'SECOND' is on the wrong partition: it belongs to" in reasons
         assert httpx.get(f"{base}/api/v1/dossiers/FIRST").status_code == 200
+        assert httpx.get(f"{base}/api/v1/dossiers/ANOTHER").status_code == 404
         assert httpx.get(f"{base}/api/v1/dossiers/SECOND").status_code == 404
         wait_until(
             "the live KPIs",

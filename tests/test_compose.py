@@ -55,3 +55,49 @@ def test_the_image_holds_every_package() -> None:
 def test_mosquitto_keeps_sessions_for_qos1() -> None:
     conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text(encoding="utf-8")
     assert "persistence true" in conf
+
+
+@pytest.mark.integration
+def test_mosquitto_keeps_a_backlog_for_a_bridge_catching_up(tmp_path: Path) -> None:
+    """A persistent QoS 1 session away while 3000 readings come in gets every
+    one of them back (Mosquitto's default queue of 1000 dropped the rest)."""
+    import socket
+    import time
+    import uuid
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from tests.streams.sources.test_mqtt_bridge import mqtt_client, private_mosquitto, publish
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    keep = ("allow_anonymous", "max_queued_messages", "max_inflight_messages")
+    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text(encoding="utf-8")
+    lines = [line for line in conf.splitlines() if line.startswith(keep)]
+    (tmp_path / "test.conf").write_text("\n".join([f"listener {port}", *lines, ""]))
+    broker = private_mosquitto(port, tmp_path / "test.conf")
+    url, client_id, topic = f"mqtt://127.0.0.1:{port}", f"bridge-{uuid.uuid4().hex[:6]}", "t/x"
+    got: set[bytes] = set()
+    try:
+        away = mqtt_client(url, client_id, clean=False)
+        away.subscribe(topic, qos=1)
+        away.disconnect()
+        away.loop_stop()
+        publish(url, [(topic, b"%d" % i) for i in range(3000)])
+        back = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        back.on_message = lambda _c, _u, msg: got.add(bytes(msg.payload))  # before any comes
+        back.connect("127.0.0.1", port)
+        back.loop_start()
+        idle = 0
+        while len(got) < 3000 and idle < 100:  # 100 rounds that bring nothing: all came
+            before = len(got)
+            time.sleep(0.05)
+            idle = idle + 1 if len(got) == before else 0
+        back.disconnect()
+        back.loop_stop()
+    finally:
+        broker.terminate()
+        broker.wait(10)
+    assert len(got) == 3000

@@ -9,8 +9,8 @@ role whose token is unset is open in development and closed in production
 (where the settings require the read and ingest tokens).
 
 The websocket also checks the browser's ``Origin``: allowed when absent (not
-a browser), when it is the page's own origin (the one the request was sent
-to), or when ``IOC_ALLOWED_ORIGINS`` lists it (default: the base URL; ``*``
+a browser), when it is the page's own origin (the scheme and host the
+request was sent to), or when ``IOC_ALLOWED_ORIGINS`` lists it (default: the base URL; ``*``
 for any). A refused origin is refused at the handshake (HTTP 403); a wrong
 token is accepted and then closed with 1008 and the reason, so the screen
 can show why.
@@ -27,7 +27,7 @@ import re
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Annotated
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import unquote_plus
 
 from fastapi import Depends, HTTPException, WebSocket, WebSocketException
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
@@ -101,17 +101,18 @@ class Auth:
             ok |= bool(token) and hmac.compare_digest(given, token.encode())
         return ok
 
-    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
+    def origin_allowed(self, origin: str | None, host: str | None, scheme: str = "ws") -> bool:
+        """Whether a browser page of ``origin`` may open the websocket reached
+        at ``host`` over ``scheme`` (``ws``, ``wss``)."""
         if origin is None:
             return True  # not a browser: the token is its credential
-        if "*" in self._origins or origin_of(origin) in self._origins:
+        given = origin_of(origin)
+        if "*" in self._origins or given in self._origins:
             return True
-        try:
-            netloc = urlsplit(origin).netloc.lower()
-        except ValueError:
-            return False
-        # the page's own origin: the browser sets both, a page cannot forge either
-        return bool(netloc) and host is not None and netloc == host.lower()
+        # the page's own origin, scheme included (an http page of the host may
+        # not read a wss socket); the browser sets both, a page cannot forge either
+        page = {"ws": "http", "wss": "https"}.get(scheme.lower(), scheme.lower())
+        return given is not None and host is not None and given == origin_of(f"{page}://{host}")
 
     # -- FastAPI dependencies ---------------------------------------------------
 
@@ -150,7 +151,8 @@ class Auth:
             param: Annotated[str | None, Depends(query)],
         ) -> None:
             origin = websocket.headers.get("origin")
-            if not self.origin_allowed(origin, websocket.headers.get("host")):
+            host, scheme = websocket.headers.get("host"), websocket.url.scheme
+            if not self.origin_allowed(origin, host, scheme):
                 log.warning("websocket refused: origin %r is not allowed", (origin or "")[:100])
                 # not accepted yet: the server refuses the handshake (HTTP 403)
                 raise WebSocketException(CLOSE_POLICY, "origin not allowed")
@@ -174,13 +176,15 @@ _QUERY_PAIR = re.compile(r"([?&;])([^=&;\s\"']*)=([^&;\s\"']*)")
 def _redact(text: str) -> str:
     def hide(m: re.Match[str]) -> str:
         name = unquote_plus(m.group(2)).lower()
-        return f"{m.group(1)}{m.group(2)}=***" if name == "token" else m.group(0)
+        # any name holding "token" (access_token, id_token...): what else would it hold
+        return f"{m.group(1)}{m.group(2)}=***" if "token" in name else m.group(0)
 
     return _QUERY_PAIR.sub(hide, text) if "token" in text.lower() or "%" in text else text
 
 
 def redact_tokens(record: logging.LogRecord) -> bool:
-    """Keep ``?token=`` values (however the name is spelled) out of a log record."""
+    """Keep the values of query parameters whose name holds ``token``
+    (``?token=``, ``access_token``..., however spelled) out of a log record."""
     if isinstance(record.msg, str):
         record.msg = _redact(record.msg)
     if isinstance(record.args, tuple):

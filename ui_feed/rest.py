@@ -69,9 +69,13 @@ _SCOPES = (
 
 
 def parse_scope(scope: str) -> str:
-    kind, _, key = scope.partition(":")
-    if kind not in SCOPE_KINDS or (kind == "province") != (key == ""):
+    kind, colon, key = scope.partition(":")
+    if kind not in SCOPE_KINDS:
         raise HTTPException(400, _SCOPES)
+    if kind == "province" and colon:  # "province:" named no scope, and read as one
+        raise HTTPException(400, "scope province takes no id: write scope=province")
+    if kind != "province" and not key:
+        raise HTTPException(400, f"scope {kind} needs an id: {kind}:<id>")
     if len(key) > MAX_ID or _CONTROL.search(key):
         raise HTTPException(400, f"a scope's id has 1–{MAX_ID} characters, none of them control")
     return scope

@@ -17,7 +17,9 @@ index and reason:
 
 Nothing is accepted unless Kafka acknowledged it: if the broker is down the
 answer is 503 and the client retries the whole batch (event ids make that
-safe). A body where no item is valid is 422; an oversized body 413; a wrong
+safe). A body where no item is valid is 422; an oversized body 413 (over
+``IOC_INGEST_MAX_BYTES``, or over ``MAX_CONTAINERS`` JSON arrays and objects,
+whose parse would hold the GIL too long); a wrong
 or missing token 401 (``authorize``, the app's ingest dependency). Bodies
 over ``INLINE_BYTES`` are split and validated in a worker thread, so a large
 batch does not hold up the event loop (screens, health checks).
@@ -49,11 +51,13 @@ from ioc.topics import Topics
 from streams.kafka import Producer, edge_header
 from streams.sources.ingest_body import (
     JSON_TYPE,
+    MAX_CONTAINERS,
     NDJSON_TYPES,
     REASONS,
     Unsupported,
     body_format,
     sort_body,
+    too_many_containers,
 )
 
 log = logging.getLogger(__name__)
@@ -88,7 +92,8 @@ _WHEN = {
     401: "Missing or wrong token",
     403: "The role is off: its token is not configured",
     404: "Not found",
-    413: "Body larger than IOC_INGEST_MAX_BYTES: split the batch",
+    413: f"Body larger than IOC_INGEST_MAX_BYTES, or over {MAX_CONTAINERS:,} JSON arrays and "
+    "objects: split the batch",
     415: "Content type, charset or encoding other than JSON/NDJSON in UTF-8",
     503: "A server this answer needs (Kafka, PostgreSQL) is unavailable: retry",
 }
@@ -258,6 +263,9 @@ def ingest_router(
             except Unsupported as exc:
                 raise HTTPException(415, str(exc)) from None
             body = await read_limited(request, settings.ingest_max_bytes)
+            crowded = too_many_containers(body)
+            if crowded is not None:
+                raise HTTPException(413, crowded)
             work = partial(sort_body, body, ndjson, decode, key_of)
             outcome = await anyio.to_thread.run_sync(work) if len(body) > INLINE_BYTES else work()
             if isinstance(outcome, str):

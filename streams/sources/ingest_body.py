@@ -1,7 +1,8 @@
 """The body of an ingest request, split and validated: pure functions,
 thread-safe (large bodies are validated in a worker thread), no HTTP.
 
-``body_format`` tells JSON from NDJSON by content type; ``sort_body`` splits
+``body_format`` tells JSON from NDJSON by content type; ``too_many_containers``
+refuses a body whose parse would hold the GIL too long; ``sort_body`` splits
 a body into items, validates each with the event decoder and keeps the good
 ones keyed for Kafka, and the first ``MAX_REPORTED`` reasons of the others.
 An item that cannot be re-encoded on one line, or nests deeper than
@@ -20,6 +21,10 @@ import orjson
 from ioc.events import MAX_NESTING, UTF8_BOM, DecodeError, nesting
 
 MAX_REPORTED = 100  # rejected items named in an answer; a junk body would name millions
+# JSON arrays and objects per body. orjson holds the GIL for a whole body, so
+# millions of tiny containers within the byte limit ([[],[],...]: 0.5 s for
+# 5 MB) stopped the event loop; an event needs one or two.
+MAX_CONTAINERS = 100_000
 JSON_TYPE = "application/json"
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 # Why items are rejected, as counted in ioc_ingest_rejected_total.
@@ -60,6 +65,19 @@ def body_format(content_type: str | None, encoding: str | None) -> bool:
     raise Unsupported(
         f"Content-Type must be {JSON_TYPE} (one event or an array) or {NDJSON_TYPES[0]} "
         f"(one event per line); got {content_type[:60]!r}",
+    )
+
+
+def too_many_containers(body: bytes) -> str | None:
+    """Why a body holds too many arrays and objects to be parsed, or None.
+    Counts the bytes ``[`` and ``{`` (memchr speed), inside strings too: the
+    budget leaves room for that."""
+    n = body.count(b"[") + body.count(b"{")
+    if n <= MAX_CONTAINERS:
+        return None
+    return (
+        f"body holds {n} '[' and '{{', over {MAX_CONTAINERS} JSON arrays and objects; "
+        "split the batch"
     )
 
 

@@ -1,25 +1,11 @@
 """MQTT -> Kafka bridge for sensor readings (the only module here importing paho).
 
-Topic: ``ioc/sensors/{area}/{kind}/{sensor_id}``; ``area`` is a commune code
-or a configured area id, ``kind`` one of ``ioc.events.SENSOR_MEASURES``.
-
-Payload contract, a UTF-8 JSON object:
-
-- ``ts``: ISO 8601 with a UTC offset. Absent (or null): the bridge stamps its
-  receive time and adds ``"ts_from": "bridge"``.
-- ``values``: ``{measure: number}`` with measures of the kind; or ``value``:
-  one number, only for kinds with one measure (water_level -> level,
-  noise -> laeq, rainfall -> rain_mm). Not both.
-- ``event_id`` (optional): default ``mqtt-`` + a hash of topic and payload
-  bytes, so a re-delivered message keeps its id.
-- Other fields (``unit``...) are ignored. Payloads over 64 KiB are refused.
-
-Each message becomes one line of ``ioc.events.sensor_reading_schema()``
-(``schema, event_id, sensor_id, area, kind, ts, values``), validated with
-``decode_sensor_reading`` like the worker does, batched (50 ms or 1000
-messages) into one NDJSON envelope per partition, the partition chosen from
-``sensor_id``. A bad message becomes
-one dead letter (raw payload; headers ``source``, ``reason``, ``origin``).
+Subscribes to ``ioc/sensors/{area}/{kind}/{sensor_id}``; each message becomes
+one line of ``ioc.events.sensor_reading_schema()`` (the payload contract is
+``streams.sources.mqtt_payload``), batched (50 ms or 1000 messages) into one
+NDJSON envelope per partition, the partition chosen from ``sensor_id``. A bad
+message becomes one dead letter (raw payload; headers ``source``, ``reason``,
+``origin``).
 
 Delivery is at least once: the MQTT session is persistent (clean_session
 false, QoS 1, manual acks) and a message is acknowledged only after Kafka
@@ -31,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import signal
 import threading
@@ -40,102 +25,25 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ioc.clock import Clock, WallClock, build_clock, to_iso
-from ioc.events import (
-    SCHEMA_VERSION,
-    SENSOR_KINDS,
-    SENSOR_MEASURES,
-    DecodeError,
-    decode_sensor_reading,
-    parse_json,
-)
+from ioc.clock import Clock, WallClock, build_clock
+from ioc.events import DecodeError
 from ioc.settings import Settings
 from ioc.topics import Topics
-from streams.kafka import Producer, edge_header, ensure_topics, topic_layout
+from streams.kafka import Outbound, Producer, edge_header, ensure_topics, topic_layout
 from streams.metrics import BridgeMetrics, serve
+from streams.sources.mqtt_payload import reading_from_mqtt
 
 log = logging.getLogger(__name__)
 
 SUBSCRIPTION = "ioc/sensors/#"
 FLUSH_SECONDS = 0.05
 BATCH_MAX = 1000
-MAX_PAYLOAD_BYTES = 64 * 1024  # a reading is ~200 bytes; far more is not a reading
 # QoS 0 messages are fire-and-forget: past this backlog (Kafka down) drop them
 # rather than grow without bound. QoS 1 is bounded by the broker's inflight window.
 MAX_PENDING_QOS0 = 100_000
-SHORTHAND = {kind: m[0] for kind, m in SENSOR_MEASURES.items() if len(m) == 1}
-
-
-def parse_topic(topic: str) -> tuple[str, str, str] | None:
-    """``(area, kind, sensor_id)``; only the shape is checked, not the kind."""
-    parts = topic.split("/")
-    if len(parts) != 5 or parts[0] != "ioc" or parts[1] != "sensors" or not all(parts[2:]):
-        return None
-    return parts[2], parts[3], parts[4]
-
-
-def reading_from_mqtt(
-    topic: str, payload: bytes, received_at: float
-) -> tuple[dict[str, Any], bytes] | DecodeError:
-    """The Kafka reading and its NDJSON line, or why the message is refused."""
-    try:
-        reading = _normalize(topic, payload, received_at)
-        checked = decode_sensor_reading(reading, payload)
-        line = orjson.dumps(reading)
-    except _Refused as exc:
-        return DecodeError(str(exc), payload)
-    except (OverflowError, ValueError, TypeError) as exc:  # e.g. an integer too big for a float
-        return DecodeError(f"invalid reading: {exc}", payload)
-    return checked if isinstance(checked, DecodeError) else (reading, line)
-
-
-class _Refused(Exception):
-    pass
-
-
-def _normalize(topic: str, payload: bytes, received_at: float) -> dict[str, Any]:
-    """The payload in the Kafka contract, not yet validated."""
-    where = parse_topic(topic)
-    if where is None:
-        raise _Refused(f"topic {topic[:80]!r} is not ioc/sensors/{{area}}/{{kind}}/{{id}}")
-    area, kind, sensor_id = where
-    if kind not in SENSOR_MEASURES:
-        raise _Refused(f"unknown kind {kind[:40]!r} (known: {', '.join(SENSOR_KINDS)})")
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise _Refused(f"payload is over {MAX_PAYLOAD_BYTES} bytes")
-    obj, error = parse_json(payload)
-    if error is not None:
-        raise _Refused(error)
-    if not isinstance(obj, dict):
-        raise _Refused("payload must be a JSON object")
-    values = obj.get("values")
-    if "value" in obj:
-        if "values" in obj:
-            raise _Refused("give 'value' or 'values', not both")
-        if kind not in SHORTHAND:
-            raise _Refused(f"'value' is only for one-measure kinds; {kind} needs 'values'")
-        values = {SHORTHAND[kind]: obj["value"]}
-    reading = {
-        "schema": SCHEMA_VERSION,
-        "event_id": obj.get("event_id", default_event_id(topic, payload)),
-        "sensor_id": sensor_id,
-        "area": area,
-        "kind": kind,
-        "ts": obj.get("ts"),
-        "values": values,
-    }
-    if reading["ts"] is None:
-        reading["ts"] = to_iso(received_at)
-        reading["ts_from"] = "bridge"
-    return reading
-
-
-def default_event_id(topic: str, payload: bytes) -> str:
-    return "mqtt-" + hashlib.sha256(topic.encode() + b"\n" + payload).hexdigest()[:32]
 
 
 @dataclass(slots=True)
@@ -333,35 +241,47 @@ class MqttBridge:
             await self._deliver([m for m in batch if m is not None])
 
     async def _deliver(self, batch: list[_Message]) -> None:
-        """Forward one batch, retrying until Kafka took all of it, then ack it."""
+        """Forward one batch, retrying until Kafka took all of it, then ack it.
+
+        Envelopes and dead letters go out together and are awaited together:
+        awaiting each dead letter in turn made a flood of junk crawl, and the
+        broker dropped QoS 1 messages once its queue for the bridge was full."""
         assert self._producer is not None
         lines: list[tuple[str, bytes]] = []
-        dead: list[tuple[_Message, DecodeError]] = []
+        outgoing: list[tuple[Outbound, str | None]] = []  # a dead letter's reason
         for m in batch:
             result = reading_from_mqtt(m.topic, m.payload, m.received_at)
             if isinstance(result, DecodeError):
-                dead.append((m, result))
+                headers = [("source", b"bridge"), ("reason", result.reason.encode())]
+                headers.append(("origin", m.topic.encode()))
+                letter = Outbound(self.topics.dead_letters, m.payload, headers=headers)
+                outgoing.append((letter, result.reason))
             else:
                 lines.append((result[0]["sensor_id"], result[1]))
         delay = 0.25
-        while lines or dead:
+        while lines or outgoing:
             try:
-                if lines:
+                if lines:  # needs the partition count: fails while Kafka is away
                     edge = edge_header(min(m.arrived for m in batch))
-                    await self._producer.send_keyed(self.topics.sensor_readings, lines, edge)
-                    self.metrics.forwarded.inc(len(lines))
+                    topic = self.topics.sensor_readings
+                    outgoing += [(o, None) for o in await self._producer.keyed(topic, lines, edge)]
                     lines = []
-                while dead:
-                    m, err = dead[0]
-                    headers = [("source", b"bridge"), ("reason", err.reason.encode())]
-                    headers.append(("origin", m.topic.encode()))
-                    topic = self.topics.dead_letters
-                    await self._producer.send(topic, m.payload, headers=headers)
-                    self.metrics.refused(err.reason)
-                    dead.pop(0)
-            except Exception as exc:  # any failure: keep them unacked, retry
+                failures = await self._producer.send_many([o for o, _ in outgoing])
+            except Exception as exc:  # nothing was sent
+                failures = [exc] * len(outgoing)
+                error: Exception | None = exc
+            else:
+                error = next((f for f in failures if f is not None), None)
+            for (message, reason), failure in zip(outgoing, failures, strict=True):
+                if failure is None and reason is None:
+                    self.metrics.forwarded.inc(message.lines)
+                elif failure is None and reason is not None:
+                    self.metrics.refused(reason)
+            # only what Kafka did not take is sent again
+            outgoing = [o for o, failure in zip(outgoing, failures, strict=True) if failure]
+            if error is not None:
                 self.metrics.kafka_errors.inc()
-                log.warning("Kafka refused a batch (%r); retry in %.1f s", exc, delay)
+                log.warning("Kafka refused a batch (%r); retry in %.1f s", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
         self._ack(batch)

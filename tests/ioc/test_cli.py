@@ -30,3 +30,29 @@ def test_a_reader_that_goes_away_stops_the_output_quietly() -> None:
     generate.stdout.close()  # as `| head -1` does
     _, err = generate.communicate(timeout=60)
     assert generate.returncode == 1 and b"Traceback" not in err, err.decode()
+
+
+def test_bad_settings_are_one_line_each_and_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IOC_API_PORT", "eighty")
+    monkeypatch.setenv("IOC_PROCEDURE_PARTITIONS", "0")
+    monkeypatch.setenv("IOC_DATABASE_URL", "postgresql://u:hunter2-secret@db/x")
+    assert main(["schema", "procedure-event"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert lines == [
+        "ioc: IOC_API_PORT: Input should be a valid integer, unable to parse string as an integer",
+        "ioc: IOC_PROCEDURE_PARTITIONS: Input should be greater than or equal to 1",
+    ]
+    assert captured.out == ""
+
+
+def test_a_setting_refused_as_a_whole_names_itself(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IOC_ENV", "production")
+    monkeypatch.setenv("IOC_INGEST_TOKEN", "short-secret")
+    assert main(["schema", "procedure-event"]) == 2
+    err = capsys.readouterr().err
+    assert err == "ioc: IOC_INGEST_TOKEN must be at least 16 characters in production\n"

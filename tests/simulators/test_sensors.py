@@ -22,7 +22,7 @@ from ioc.events import DecodeError
 from ioc.registry import Registry, load_registry
 from ioc.settings import PACKAGE_DATA, Settings
 from simulators.sensors import SensorSimulator, publish_sensors, sensor_fleet
-from streams.sources.mqtt_bridge import parse_topic, reading_from_mqtt
+from streams.sources.mqtt_payload import parse_topic, reading_from_mqtt
 
 WINTER_MONDAY = parse_instant("2026-01-12T00:00:00+07:00")
 SUMMER_MONDAY = parse_instant("2026-07-13T00:00:00+07:00")

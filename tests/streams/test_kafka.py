@@ -1,7 +1,18 @@
+import asyncio
+from typing import Any
+
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from ioc.topics import Topics
-from streams.kafka import envelopes, group_by_partition, partition_for, topic_layout
+from streams.kafka import (
+    Outbound,
+    Producer,
+    envelopes,
+    group_by_partition,
+    partition_for,
+    topic_layout,
+)
 
 
 def test_partitions_match_kafkas_default_partitioner() -> None:
@@ -32,3 +43,59 @@ def test_update_topics_have_one_partition() -> None:
         "x.alerts": 1,
         "x.dead-letters": 1,
     }
+
+
+class QueueingBroker:
+    """aiokafka's producer as ``send_many`` sees it: a send is queued (or
+    refused at once) and acknowledged on a later turn of the loop."""
+
+    def __init__(self) -> None:
+        self.unacked = 0
+        self.most_unacked = 0
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> asyncio.Future[None]:
+        if value == b"too large":
+            raise ValueError("message too large")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self.unacked += 1
+        self.most_unacked = max(self.most_unacked, self.unacked)
+        loop.call_soon(self._answer, future, value)
+        return future
+
+    def _answer(self, future: asyncio.Future[None], value: bytes) -> None:
+        self.unacked -= 1
+        if value == b"refused":
+            future.set_exception(ConnectionError("not leader"))
+        else:
+            future.set_result(None)
+
+
+class QueueingProducer(Producer):
+    def __init__(self, broker: QueueingBroker) -> None:
+        self._producer = broker  # type: ignore[assignment]
+        self._partitions = {"t": 3}
+
+
+def test_send_many_waits_for_all_at_once_and_tells_each_outcome() -> None:
+    broker = QueueingBroker()
+    values = [b"a", b"refused", b"b", b"too large", b"c"]
+    outcomes = asyncio.run(QueueingProducer(broker).send_many([Outbound("t", v) for v in values]))
+    assert [type(o).__name__ for o in outcomes] == [
+        "NoneType",
+        "ConnectionError",
+        "NoneType",
+        "ValueError",
+        "NoneType",
+    ]
+    assert broker.most_unacked == 4  # all queued before any answer was awaited
+
+
+def test_send_keyed_raises_when_one_envelope_was_refused() -> None:
+    async def run() -> None:
+        producer = QueueingProducer(QueueingBroker())
+        assert await producer.send_keyed("t", [("k1", b"x"), ("k2", b"y")]) >= 1
+        with pytest.raises(ConnectionError):
+            await producer.send_keyed("t", [("k1", b"refused")])
+
+    asyncio.run(run())

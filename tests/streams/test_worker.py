@@ -206,7 +206,8 @@ def test_an_event_id_reused_for_another_dossier_is_refused_everywhere(database_u
         )
         await worker._load([0])
         stream = Acks()
-        first = message(0, [receipt("A", "E1", 0), receipt("B", "E2", 1)])
+        # every dossier here belongs on partition 0 of 4 (I, B, C)
+        first = message(0, [receipt("I", "E1", 0), receipt("B", "E2", 1)])
         # E1 again, for another dossier, and the same event E2 sent twice
         second = message(1, [receipt("C", "E1", 2), receipt("B", "E2", 1)])
         await worker.handle(stream, first, to_dead)  # type: ignore[arg-type]
@@ -226,7 +227,7 @@ def test_an_event_id_reused_for_another_dossier_is_refused_everywhere(database_u
     assert live["flows"]["today"][F["received"]] == 2
     with psycopg.connect(database_url) as conn:
         stored = conn.execute("SELECT dossier_id FROM procedure_events ORDER BY 1").fetchall()
-    assert stored == [("A",), ("B",)]
+    assert stored == [("B",), ("I",)]
 
     settings = Settings(database_url=database_url)
     asyncio.run(recompute_module.recompute(settings, registry, calendar, force=True))
@@ -247,3 +248,57 @@ def test_a_watermark_outside_the_event_years_is_ignored(value: bytes) -> None:
     assert worker_app._watermark(mark) is None  # type: ignore[arg-type]
     good = SimpleNamespace(value=b"", headers={WATERMARK_HEADER: b"1773939600.0"})
     assert worker_app._watermark(good) == 1773939600.0  # type: ignore[arg-type]
+
+
+def test_an_event_on_another_dossiers_partition_is_refused_there() -> None:
+    """An event for a dossier the partition does not hold, sent to another
+    partition than ``partition_for(dossier_id)`` (a producer not keying by
+    dossier id), is a dead letter with the reason and its line; the rest of
+    the message is applied; a dossier the partition holds is not checked."""
+    import json
+
+    from ioc.clock import ManualClock
+    from ioc.settings import Settings
+    from ioc.testing import procedure_event
+    from streams.kafka import partition_for
+    from streams.processor import PartitionProcessor
+    from streams.worker import Partition
+    from tests.streams.helpers import event, vn, world
+
+    registry, calendar = world()
+    worker = worker_app.ProcedureWorker(
+        Settings(procedure_partitions=4),
+        registry,
+        calendar,
+        ManualClock(vn("2026-03-16 10:00")),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,
+        None,
+    )
+    proc = PartitionProcessor(0, calendar, registry, worker.scopes, vn("2026-03-16 08:00"))
+    assert partition_for("A", 4) == 2 and partition_for("B", 4) == 0
+    # "A" is held here already (applied before partitions were checked)
+    proc.apply([event("received", "A", "2026-03-16 08:30")], vn("2026-03-16 09:00"))
+    worker.partitions[0] = Partition(proc, None)
+    dead: list[Any] = []
+
+    async def to_dead(err: Any, _event: Any) -> None:
+        dead.append(err)
+
+    def line(kind: str, dossier: str, minute: int) -> bytes:
+        ts = f"2026-03-16T09:{minute:02d}:00+07:00"
+        return json.dumps(procedure_event(kind, dossier, ts, f"{dossier}-{minute}")).encode()
+
+    wrong = line("received", "D", 1)  # partition 1
+    msg = message(7, [line("received", "B", 0), wrong, line("accepted", "A", 2)])
+    stream = Acks()
+    asyncio.run(worker.handle(stream, msg, to_dead))  # type: ignore[arg-type]
+    [err] = dead
+    assert err.reason == (
+        "dossier 'D' is on the wrong partition: it belongs to partition 1 of 4 "
+        "(murmur2 of dossier_id), came on 0"
+    )
+    assert err.raw == wrong and err.index == 1
+    assert worker.partitions[0].acks == [(stream, msg)] and worker.dead_letters == 1
+    assert set(proc.store.rows) == {"A", "B"}
+    assert proc.stats()["events_applied"] == 3  # A's receipt, then B's and A's step

@@ -151,6 +151,19 @@ def test_a_page_of_its_own_origin_may_open_the_websocket(default_origins: str) -
     assert not opens(ws_url(local), default_origins.replace("127.0.0.1", "elsewhere"))
 
 
+def test_a_page_of_the_same_host_over_another_scheme_may_not(default_origins: str) -> None:
+    local = default_origins.replace("127.0.0.1", "localhost")  # not in the allowed list
+    assert not opens(ws_url(local), local.replace("http://", "https://"))
+    assert not opens(ws_url(local), local.replace("http://", "ftp://"))
+    # a proxy in front that took https says so; uvicorn trusts it from 127.0.0.1
+    proxied = {"X-Forwarded-Proto": "https"}
+    with connect(
+        ws_url(local), origin=local.replace("http://", "https://"), additional_headers=proxied
+    ) as ws:  # type: ignore[arg-type]
+        ws.send('{"op": "ping"}')
+        assert '"pong"' in str(ws.recv(timeout=10))
+
+
 def test_allowed_origins_are_a_setting() -> None:
     settings = Settings(allowed_origins="https://wall.example.vn", **TOKENS)
     with serving(settings) as (base, _):
@@ -204,3 +217,20 @@ def test_tokens_are_kept_out_of_every_uvicorn_log_line() -> None:
     assert "/ws?%74oken=***&x=1" in text
     assert "/api/v1/kpis?scope=nowhere&token=*** HTTP/1.1" in text  # the access log
     assert READ not in text
+
+
+def test_every_query_parameter_named_like_a_token_is_redacted_in_logs() -> None:
+    import logging
+
+    from ui_feed.auth import redact_tokens
+
+    line = (
+        "/ws?token=t1secret&access_token=t2secret&X-Id-Token=t3secret"
+        "&my%5Ftoken=t4secret;TOKEN2=t5secret&tokens=t6secret&page=2&tok=visible"
+    )
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, "GET %s", (line,), None)
+    assert redact_tokens(record)
+    text = record.getMessage()
+    assert "secret" not in text, text
+    assert "access_token=***" in text and "my%5Ftoken=***" in text
+    assert "page=2" in text and "tok=visible" in text

@@ -77,6 +77,26 @@ def test_scope_ids_are_checked_before_the_database() -> None:
         assert r.status_code == 400 and "scope's id" in r.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("scope", "reason"),
+    [
+        ("province:", "scope province takes no id"),
+        ("province:01", "scope province takes no id"),
+        ("commune:", "scope commune needs an id: commune:<id>"),
+        ("agency:", "scope agency needs an id"),
+        ("district:1", "scope must be province, or one of"),
+    ],
+)
+def test_a_scope_with_an_id_too_many_or_missing_is_400_with_the_reason(
+    scope: str, reason: str
+) -> None:
+    app = create_app(Settings(read_token=TOKEN))
+    for path in ("/api/v1/kpis", "/api/v1/kpis/series", "/api/v1/scorecard"):
+        r = call(app, path, scope=scope)
+        assert r.status_code == 400, (path, r.text)
+        assert reason in r.json()["detail"]
+
+
 # -- against PostgreSQL -----------------------------------------------------------
 
 RECEIPT = {

@@ -20,7 +20,7 @@ from ioc.settings import Settings
 from ioc.topics import EDGE_HEADER
 from streams.sources import http_ingest
 from streams.sources.http_ingest import INLINE_BYTES, IngestStats, ingest_router
-from streams.sources.ingest_body import MAX_REPORTED
+from streams.sources.ingest_body import MAX_CONTAINERS, MAX_REPORTED
 from tests.ioc.test_events import event
 from ui_feed.auth import Auth, Role
 
@@ -181,6 +181,38 @@ def test_a_body_over_the_limit_is_413() -> None:
     http, _ = client(RecordingBus(), ingest_max_bytes=2_000)
     r = http.post(URL, json=[received(n) for n in range(20)])
     assert r.status_code == 413 and "split the batch" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("empty", [b"[]", b"{}"])
+@pytest.mark.parametrize("ndjson", [False, True])
+def test_a_body_of_too_many_arrays_and_objects_is_413_before_parsing(
+    empty: bytes, ndjson: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Millions of tiny containers within the byte limit would hold the GIL
+    while orjson parses them: refused whole, unparsed, and counted."""
+    parsed: list[bytes] = []
+    real = http_ingest.sort_body
+
+    def sort_body(body: bytes, *args: Any) -> Any:
+        parsed.append(body)
+        return real(body, *args)
+
+    monkeypatch.setattr(http_ingest, "sort_body", sort_body)
+    bus = RecordingBus()
+    http, stats = client(bus)
+    n = MAX_CONTAINERS + 1
+    body = b"\n".join([empty] * n) if ndjson else b"[" + b",".join([empty] * (n - 1)) + b"]"
+    headers = NDJSON if ndjson else {"content-type": "application/json"}
+    r = http.post(URL, content=body, headers=headers)
+    assert r.status_code == 413, r.text[:200]
+    assert f"over {MAX_CONTAINERS} JSON arrays and objects" in r.json()["detail"]
+    assert "split the batch" in r.json()["detail"]
+    assert parsed == [] and bus.sent == []
+    assert counted(stats, "refused_bodies", kind="procedure", status="413") == 1
+    # at the budget, the body is read as usual: each item refused on its own
+    at = b"[" + b",".join([b"{}"] * (MAX_CONTAINERS - 1)) + b"]"
+    r = http.post(URL, content=at, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["rejected"] == MAX_CONTAINERS - 1
 
 
 def test_nothing_is_accepted_when_the_bus_is_down() -> None:

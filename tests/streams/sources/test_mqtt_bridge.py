@@ -1,6 +1,6 @@
-"""The MQTT -> Kafka bridge: the payload contract (pure) and, against real
-Mosquitto and the Tansu broker, forwarding, dead letters, persistent sessions
-and never acknowledging what Kafka did not take."""
+"""The MQTT -> Kafka bridge against real Mosquitto and the Tansu broker:
+forwarding, dead letters, persistent sessions and never acknowledging what
+Kafka did not take."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,21 +20,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ioc.events import DecodeError, SensorReading, decode_sensor_reading
+from ioc.events import SensorReading, decode_sensor_reading
 from ioc.settings import Settings
 from ioc.topics import Topics
 from streams.codec import decode_envelope
-from streams.kafka import Producer, ensure_topics, topic_layout
-from streams.sources.mqtt_bridge import (
-    MqttBridge,
-    default_event_id,
-    parse_topic,
-    reading_from_mqtt,
-)
+from streams.kafka import Outbound, Producer, ensure_topics, topic_layout
+from streams.sources.mqtt_bridge import MqttBridge, _Message
+from streams.sources.mqtt_payload import default_event_id
 from tests.conftest import mosquitto_binary
 
 TS = "2026-01-15T08:00:00+07:00"
-RECEIVED = 1_768_438_800.0  # 2026-01-15T08:00:00+07:00
 AQ = "ioc/sensors/00166/air_quality/aq-00166-1"
 
 
@@ -41,98 +37,118 @@ def body(**fields: Any) -> bytes:
     return json.dumps(fields).encode()
 
 
-# --- pure ---------------------------------------------------------------------
+# --- the delivery of a batch, with a broker double ---------------------------------
 
 
-def test_parse_topic() -> None:
-    assert parse_topic(AQ) == ("00166", "air_quality", "aq-00166-1")
-    assert parse_topic("ioc/sensors/tram-long-bien/water_level/wl-long-bien") == (
-        "tram-long-bien",
-        "water_level",
-        "wl-long-bien",
-    )
-    for bad in (
-        "ioc/sensors/00166/air_quality",
-        "ioc/sensors/00166/air_quality/aq/extra",
-        "ioc/other/00166/air_quality/aq",
-        "ioc/sensors//air_quality/aq",
-        "",
-    ):
-        assert parse_topic(bad) is None, bad
+class SlowAcks:
+    """Stands in for aiokafka's producer: queues a send at once and
+    acknowledges it on a later turn of the event loop, as a broker's answer
+    comes later; ``refuse`` names values whose first send fails."""
+
+    def __init__(self, refuse: frozenset[bytes] = frozenset()) -> None:
+        self.unacked = 0
+        self.most_unacked = 0
+        self.taken: list[tuple[str, bytes]] = []
+        self.refuse = set(refuse)
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.unacked += 1
+        self.most_unacked = max(self.most_unacked, self.unacked)
+        asyncio.get_running_loop().call_soon(self._answer, future, topic, value)
+        return future
+
+    def _answer(self, future: asyncio.Future[None], topic: str, value: bytes) -> None:
+        self.unacked -= 1
+        if value in self.refuse:
+            self.refuse.discard(value)
+            future.set_exception(ConnectionError("not leader"))
+        else:
+            self.taken.append((topic, value))
+            future.set_result(None)
+
+    async def send_and_wait(self, topic: str, value: bytes, **kwargs: Any) -> None:
+        await (await self.send(topic, value, **kwargs))
 
 
-def test_reading_with_values() -> None:
-    payload = body(ts=TS, values={"pm25": 61.5, "pm10": 90}, unit="µg/m³")
-    result = reading_from_mqtt(AQ, payload, RECEIVED)
-    assert not isinstance(result, DecodeError), result
-    reading, line = result
-    assert reading == {
-        "schema": 1,
-        "event_id": default_event_id(AQ, payload),
-        "sensor_id": "aq-00166-1",
-        "area": "00166",
-        "kind": "air_quality",
-        "ts": TS,
-        "values": {"pm25": 61.5, "pm10": 90},
-    }
-    assert json.loads(line) == reading and b"\n" not in line
-    decoded = decode_sensor_reading(json.loads(line), line)
-    assert isinstance(decoded, SensorReading) and decoded.values == {"pm25": 61.5, "pm10": 90.0}
+class DoubleProducer(Producer):
+    """The project's producer around the broker double."""
+
+    def __init__(self, broker: SlowAcks, partitions: dict[str, int]) -> None:
+        self._producer = broker  # type: ignore[assignment]
+        self._partitions = partitions
+
+    async def start(self) -> None:
+        pass
 
 
-def test_event_id_given_or_deterministic() -> None:
-    given = reading_from_mqtt(AQ, body(ts=TS, values={"pm25": 1}, event_id="dev-42"), RECEIVED)
-    assert not isinstance(given, DecodeError) and given[0]["event_id"] == "dev-42"
-    payload = body(ts=TS, values={"pm25": 1})
-    first, again = (reading_from_mqtt(AQ, payload, t) for t in (RECEIVED, RECEIVED + 60))
-    other = reading_from_mqtt(AQ.replace("aq-00166-1", "aq-00166-2"), payload, RECEIVED)
-    assert not isinstance(first, DecodeError) and not isinstance(again, DecodeError)
-    assert not isinstance(other, DecodeError)
-    assert first[0]["event_id"] == again[0]["event_id"] != other[0]["event_id"]
+class MqttAcks:
+    """The paho client's ``ack``, recording what the broker double held then."""
+
+    def __init__(self, broker: SlowAcks) -> None:
+        self.broker = broker
+        self.acked: list[int] = []
+        self.unacked_at_ack: list[int] = []
+
+    def ack(self, mid: int, qos: int) -> None:
+        self.acked.append(mid)
+        self.unacked_at_ack.append(self.broker.unacked)
 
 
-def test_value_shorthand_for_one_measure_kinds() -> None:
-    for kind, measure in (("water_level", "level"), ("noise", "laeq"), ("rainfall", "rain_mm")):
-        result = reading_from_mqtt(f"ioc/sensors/00145/{kind}/s1", body(ts=TS, value=3.2), 0)
-        assert not isinstance(result, DecodeError), result
-        assert result[0]["values"] == {measure: 3.2}
-    refused = reading_from_mqtt(AQ, body(ts=TS, value=3.2), 0)
-    assert isinstance(refused, DecodeError) and "'value'" in refused.reason
-    both = reading_from_mqtt("ioc/sensors/00145/noise/n1", body(ts=TS, value=1, values={}), 0)
-    assert isinstance(both, DecodeError) and "not both" in both.reason
+async def delivered(broker: SlowAcks, batch: list[_Message]) -> tuple[MqttBridge, MqttAcks, Topics]:
+    """A bridge whose Kafka and MQTT are the doubles, after delivering ``batch``."""
+    settings = Settings(topic_prefix="unit.", sensor_partitions=2)
+    topics = Topics(settings.topic_prefix)
+    bridge = MqttBridge(settings, producer=DoubleProducer(broker, {topics.sensor_readings: 2}))
+    client = MqttAcks(broker)
+    bridge._client = client  # type: ignore[assignment]
+    bridge._connected, bridge._session = True, 1
+    await bridge._deliver(batch)
+    return bridge, client, topics
 
 
-def test_missing_ts_uses_receive_time() -> None:
-    result = reading_from_mqtt(AQ, body(values={"pm25": 12}), RECEIVED)
-    assert not isinstance(result, DecodeError), result
-    assert result[0]["ts"] == TS and result[0]["ts_from"] == "bridge"
-    assert json.loads(result[1])["ts_from"] == "bridge"
+def junk_and_readings(junk: int, good: int) -> list[_Message]:
+    out = [
+        _Message(f"ioc/sensors/00166/air_quality/aq-{i}", b"{junk %d" % i, i, 1, 0.0, 1)
+        for i in range(junk)
+    ]
+    out += [
+        _Message(f"ioc/sensors/00166/noise/n-{i}", body(ts=TS, value=50 + i), junk + i, 1, 0.0, 1)
+        for i in range(good)
+    ]
+    return out
 
 
-@pytest.mark.parametrize(
-    ("topic", "payload", "reason"),
-    [
-        (AQ, b"{not json", "not JSON"),
-        (AQ, b'{"ts": "\xc3\x28"}', "not UTF-8"),
-        (AQ, b"[1, 2]", "JSON object"),
-        (AQ, body(ts=TS, values={"pm1": 3}), "unknown measure 'pm1'"),
-        (AQ, body(ts=TS, values={"pm25": "high"}), "must be a number"),
-        (AQ, body(ts=TS, values={}), "non-empty object"),
-        (AQ, body(ts="2026-01-15T08:00:00", values={"pm25": 1}), "no UTC offset"),
-        (AQ, body(ts=TS, values={"pm25": 1}, event_id=7), "event_id"),
-        (AQ, b'{"ts": "' + TS.encode() + b'", "values": {"pm25": 1e999}}', "infinity"),
-        (AQ, b'{"values": {"pm25": 1' + b"0" * 400 + b"}}", "infinity"),
-        ("ioc/sensors/00166/radiation/r1", body(ts=TS, value=1), "unknown kind 'radiation'"),
-        ("ioc/sensors/00166/air_quality", body(ts=TS, values={"pm25": 1}), "topic"),
-        ("ioc/sensors/a/air_quality/b/c", body(ts=TS, values={"pm25": 1}), "topic"),
-        (AQ, b"{" + b" " * 70_000 + b"}", "over"),
-    ],
-)
-def test_bad_input_is_refused_with_its_raw_bytes(topic: str, payload: bytes, reason: str) -> None:
-    result = reading_from_mqtt(topic, payload, RECEIVED)
-    assert isinstance(result, DecodeError)
-    assert reason in result.reason
-    assert result.raw == payload
+def test_a_batch_is_sent_at_once_and_acked_after_kafka_took_all_of_it() -> None:
+    broker = SlowAcks()
+    batch = junk_and_readings(junk=200, good=10)
+    bridge, client, topics = asyncio.run(delivered(broker, batch))
+    dead = [v for t, v in broker.taken if t == topics.dead_letters]
+    envelopes = [v for t, v in broker.taken if t == topics.sensor_readings]
+    assert sorted(dead) == sorted(m.payload for m in batch[:200])
+    assert sum(len(e.split(b"\n")) for e in envelopes) == 10
+    # every dead letter and envelope waited for the broker at the same time
+    assert broker.most_unacked == len(broker.taken) == 200 + len(envelopes)
+    # and the MQTT messages were acknowledged only once Kafka had all of them
+    assert client.acked == [m.mid for m in batch]
+    assert set(client.unacked_at_ack) == {0}
+    assert bridge.stats["forwarded"] == 10 and bridge.stats["dead_lettered"] == 200
+
+
+def test_only_what_kafka_refused_is_sent_again_before_the_ack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def no_wait(delay: float) -> None:
+        pass
+
+    monkeypatch.setattr("streams.sources.mqtt_bridge.asyncio.sleep", no_wait)
+    batch = junk_and_readings(junk=5, good=3)
+    broker = SlowAcks(refuse=frozenset({batch[2].payload}))
+    bridge, client, topics = asyncio.run(delivered(broker, batch))
+    dead = [v for t, v in broker.taken if t == topics.dead_letters]
+    assert sorted(dead) == sorted(m.payload for m in batch[:5])  # each once
+    assert client.acked == [m.mid for m in batch]
+    assert bridge.stats["kafka_errors"] == 1 and bridge.stats["dead_lettered"] == 5
 
 
 # --- against Mosquitto and Tansu ------------------------------------------------
@@ -351,14 +367,12 @@ class FailingProducer(Producer):
         self.failures = failures
         self.refused = asyncio.Event()
 
-    async def send_keyed(
-        self, topic: str, items: list[tuple[str, bytes]], headers: Any = None
-    ) -> int:
+    async def send_many(self, messages: Sequence[Outbound]) -> list[Exception | None]:
         if self.failures > 0:
             self.failures -= 1
             self.refused.set()
             raise ConnectionError("simulated Kafka outage")
-        return await super().send_keyed(topic, items, headers)
+        return await super().send_many(messages)
 
 
 @pytest.mark.integration
@@ -410,10 +424,11 @@ def test_nothing_is_acked_that_kafka_did_not_take(mqtt_url: str, kafka_bootstrap
     assert len(flaky_ids) == 1
 
 
-def private_mosquitto(port: int) -> subprocess.Popen[bytes]:
-    """A throw-away Mosquitto on ``port`` (the shared one must not be restarted)."""
+def private_mosquitto(port: int, conf: Path | None = None) -> subprocess.Popen[bytes]:
+    """A throw-away Mosquitto on ``port`` (the shared one must not be restarted);
+    with ``conf``, that file must name the port."""
     proc = subprocess.Popen(
-        [mosquitto_binary() or "mosquitto", "-p", str(port)],
+        [mosquitto_binary() or "mosquitto", *(("-c", str(conf)) if conf else ("-p", str(port)))],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
