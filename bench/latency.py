@@ -28,6 +28,7 @@ reproduces and what it cannot).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -107,12 +108,19 @@ def read_line(stream: IO[str], prefix: str, proc: subprocess.Popen[Any]) -> str:
     raise RuntimeError(f"{proc.args} ended (code {proc.wait()}) before printing {prefix}")
 
 
-def cpu(procs: dict[str, subprocess.Popen[Any]]) -> dict[str, float]:
-    """CPU seconds each process has used so far."""
+def cpu(procs: dict[str, subprocess.Popen[Any]], db: str) -> dict[str, float]:
+    """CPU seconds each process has used so far, and the PostgreSQL backends
+    serving the stack's database (they live through the measured window)."""
     out = {}
     for name, p in procs.items():
         t = psutil.Process(p.pid).cpu_times()
         out[name] = t.user + t.system
+    out["postgres"] = 0.0
+    for q in psutil.process_iter(["cmdline"]):
+        if any(db in part for part in q.info["cmdline"] or ()):
+            with contextlib.suppress(psutil.Error):
+                t = q.cpu_times()
+                out["postgres"] += t.user + t.system
     return out
 
 
@@ -216,9 +224,13 @@ def run_stack(
         assert load.stdout is not None
         t0 = float(read_line(load.stdout, "GO ", load).split()[1])
         time.sleep(max(0.0, t0 + args.warmup - time.time()))
-        before = cpu(procs)
+        db = url.rsplit("/", 1)[1]
+        before = cpu(procs, db)
+        psutil.cpu_percent()
         time.sleep(max(0.0, t0 + args.warmup + args.seconds - time.time()))
-        after = cpu(procs)
+        after = cpu(procs, db)
+        machine = psutil.cpu_percent() / 100 * (os.cpu_count() or 1)
+        load_avg = os.getloadavg()[0]
         summary = json.loads(read_line(load.stdout, "{", load))
         load.wait(60)
         time.sleep(TAIL)
@@ -231,7 +243,10 @@ def run_stack(
             stop(p)
         drop(base, url)
     cpu_share = {k: (after[k] - before[k]) / args.seconds for k in before}
-    return measure(name, rate, summary, rows, cpu_share)
+    cpu_share["machine"] = machine
+    result = measure(name, rate, summary, rows, cpu_share)
+    result["load_avg"] = load_avg
+    return result
 
 
 def measure(
@@ -295,11 +310,16 @@ def table(results: list[dict[str, Any]]) -> str:
     )
     lines.append("")
     names = list(results[0]["cpu"]) if results else []
-    lines.append("| settings | rate | " + " | ".join(names) + " | failed posts | post p50/p99 ms |")
-    lines.append("|" + "---|" * (len(names) + 4))
+    lines.append(
+        "| settings | rate | "
+        + " | ".join(names)
+        + " | load avg | failed posts | post p50/p99 ms |"
+    )
+    lines.append("|" + "---|" * (len(names) + 5))
     for r in results:
         cells = [r["settings"], f"{r['rate']:.0f}/s"] + [f"{r['cpu'][n]:.0%}" for n in names]
-        cells += [str(r["failed_posts"]), f"{ms(r['post_p50'])}/{ms(r['post_p99'])}"]
+        cells += [f"{r['load_avg']:.1f}", str(r["failed_posts"])]
+        cells += [f"{ms(r['post_p50'])}/{ms(r['post_p99'])}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
