@@ -306,7 +306,8 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
-        "Times in ms; the hop columns are medians. CPU in the measured window (share of one core):"
+        "Times in ms; the hop columns are medians. CPU in the measured window, in shares"
+        " of one core (machine: every process on it, this benchmark's or not):"
     )
     lines.append("")
     names = list(results[0]["cpu"]) if results else []
