@@ -44,6 +44,8 @@ SHUTDOWN_FLUSH_TIMEOUT = 10.0
 
 # seconds between the worker's one-line report in the log
 STATS_INTERVAL = 60.0
+# messages taken from the stream and waiting to be merged, at most
+INBOX_MESSAGES = 16
 
 
 def create_app(
@@ -133,12 +135,25 @@ def create_app(
             },
         )
 
+    # Messages the agent has taken and the worker not yet merged: the worker
+    # merges all that wait at once (one event-id claim for them all). As
+    # small as the stream buffer, for the same reason.
+    inbox: asyncio.Queue[tuple[Any, EventT[Any]]] = asyncio.Queue(INBOX_MESSAGES)
+
     @app.agent(procedures)
     async def procedure_events(stream: StreamT[Any]) -> None:
         manual = cast("faust.Stream[Any]", stream).noack()
         async for event in manual.events():
+            await inbox.put((manual, event))
+
+    @app.task
+    async def merge() -> None:
+        while True:
+            batch = [await inbox.get()]
+            while not inbox.empty() and len(batch) < INBOX_MESSAGES:
+                batch.append(inbox.get_nowait())
             try:
-                await worker.handle(manual, event, dead)
+                await worker.handle_many(batch, dead)
             except Exception as exc:
                 # The processor may hold half an envelope: stop the worker so
                 # it restarts from what the database committed, rather than
