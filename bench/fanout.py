@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import socket
@@ -73,7 +74,7 @@ def percentile(ordered: list[int], q: float) -> float:
     """Nearest-rank percentile of sorted microseconds, in milliseconds."""
     if not ordered:
         return float("nan")
-    k = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    k = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[k] / 1000
 
 
