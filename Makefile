@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 
-.PHONY: demo test check lint types bench clean
+.PHONY: demo test check lint types bench bench-fanout clean
 
 $(VENV)/.ok-embedded: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ check: lint types test
 
 bench: $(VENV)/.ok-dev
 	$(PY) -m bench.throughput
+
+bench-fanout: $(VENV)/.ok-dev
+	$(PY) -m bench.fanout
 
 clean:
 	rm -rf $(VENV) .ioc .pytest_cache .mypy_cache .ruff_cache
