@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 
-.PHONY: demo test check lint types bench bench-latency clean
+.PHONY: demo test check lint types bench bench-latency bench-fanout clean
 
 $(VENV)/.ok-embedded: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,8 @@ bench: $(VENV)/.ok-dev
 
 bench-latency: $(VENV)/.ok-dev
 	$(PY) -m bench.latency
+bench-fanout: $(VENV)/.ok-dev
+	$(PY) -m bench.fanout
 
 clean:
 	rm -rf $(VENV) .ioc .pytest_cache .mypy_cache .ruff_cache
