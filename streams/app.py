@@ -29,6 +29,7 @@ from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.topics import Topics
 from ioc.updates import encode_sensor_update
+from streams import worker_report
 from streams.codec import decode_envelope
 from streams.health import WriterHealth
 from streams.metrics import WorkerMetrics
@@ -36,8 +37,9 @@ from streams.sensors import LatestReadings
 from streams.sinks.event_ids import EventIds
 from streams.sinks.heartbeats import write_heartbeat
 from streams.sinks.postgres import PostgresSink
+from streams.sinks.retry import write_until_done
 from streams.sinks.storable import header_text
-from streams.worker import ProcedureWorker, write_until_done
+from streams.worker import ProcedureWorker
 
 log = logging.getLogger(__name__)
 SHUTDOWN_FLUSH_TIMEOUT = 10.0
@@ -168,7 +170,7 @@ def create_app(
 
     @app.timer(interval=STATS_INTERVAL)
     async def report() -> None:
-        worker.log_stats()
+        worker_report.log_stats(worker)
 
     lag_since: list[float | None] = [None]  # monotonic; None while nothing waits
 
@@ -189,7 +191,11 @@ def create_app(
             await event_ids.ensure()
             async with event_ids.lock:
                 await write_heartbeat(
-                    event_ids.conn, worker_id, lag=lag, lag_age=lag_age, **worker.heartbeat()
+                    event_ids.conn,
+                    worker_id,
+                    lag=lag,
+                    lag_age=lag_age,
+                    **worker_report.heartbeat(worker),
                 )
         except Exception as exc:  # the database is away: /readyz says so by itself
             log.debug("heartbeat not written: %s", exc)

@@ -16,10 +16,9 @@ import contextlib
 import json
 import logging
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from faust.types import EventT, StreamT
@@ -27,12 +26,11 @@ from faust.types import EventT, StreamT
 from alerts.messages import SlaTransition, sla_messages
 from ioc.calendar import WorkingCalendar
 from ioc.clock import EventTimeClock, WallClock
-from ioc.events import DecodeError, ProcedureEvent, decode_procedure_event, in_event_years
+from ioc.events import DecodeError, ProcedureEvent, decode_procedure_event
 from ioc.registry import Registry
 from ioc.settings import Settings
-from ioc.topics import WATERMARK_HEADER
 from ioc.updates import Trace, encode_kpi_update
-from streams.codec import decode_envelope, on_partition
+from streams.codec import decode_envelope, on_partition, watermark
 from streams.health import WriterHealth
 from streams.kafka import edge_time
 from streams.metrics import WorkerMetrics
@@ -40,6 +38,7 @@ from streams.processor import Drained, PartitionProcessor
 from streams.scopes import ScopeIndex
 from streams.sinks.event_ids import EventIds
 from streams.sinks.postgres import PostgresSink
+from streams.sinks.retry import write_until_done
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +49,6 @@ MAX_PENDING_EVENTS = 50_000
 
 
 T = TypeVar("T")
-
-
-class Reconnecting(Protocol):
-    async def ensure(self) -> None: ...
-    async def close(self) -> None: ...
-    async def connect(self) -> None: ...
 
 
 Ack = tuple[StreamT[Any], EventT[Any]]
@@ -96,46 +89,6 @@ class Partition:
     applied_at: float | None = None
     # SLA transitions committed and not yet known to be with the broker
     unsent: list[SlaTransition] = field(default_factory=list)
-
-
-async def write_until_done(
-    sink: Reconnecting,
-    write: Callable[[], Awaitable[T]],
-    health: WriterHealth | None = None,
-    metrics: WorkerMetrics | None = None,
-) -> T:
-    """Retry a database write, reconnecting between tries. While the database
-    is down the stream waits; its messages stay unacknowledged, so nothing
-    is lost and a restart resumes from the last commit.
-
-    Refusals of the data itself never reach this loop as far as the sinks can
-    help it: they store what the server takes and divert the rest to the
-    dead letters (``streams.sinks.storable``). What does reach it is retried
-    and reported (``health``, the log, ``/readyz``), never dropped."""
-    delay = 0.5
-    while True:
-        try:
-            await sink.ensure()
-            result = await write()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if health is not None:
-                health.failed(exc)
-            if metrics is not None:
-                metrics.write_failures.inc()
-            log.error("database write failed (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-            try:
-                await sink.close()
-                await sink.connect()
-            except Exception as again:
-                log.error("reconnect failed: %s", again)
-            continue
-        if health is not None:
-            health.ok()
-        return result
 
 
 class ProcedureWorker:
@@ -259,7 +212,7 @@ class ProcedureWorker:
                 continue
             if slot.pending_since is None:  # a stuck claim or apply counts as waiting too
                 slot.pending_since = started
-            mark = _watermark(event)
+            mark = watermark(event)
             if mark is not None:
                 todo.append((stream, event, slot, mark, [], []))
                 continue
@@ -448,75 +401,6 @@ class ProcedureWorker:
             self.sink, lambda: self.sink.write_many(commits), self.health, self.metrics
         )
         self.metrics.diverted.inc(self.sink.diverted - before)
-
-    def heartbeat(self) -> dict[str, Any]:
-        """What this worker reports to ``/readyz`` (ages in seconds)."""
-        now = time.monotonic()
-        slots = self.partitions.values()
-        waiting = [t for s in slots for t in (s.pending_since, s.committing_since) if t]
-        open_dossiers = sum(s.processor.stats()["open"] for s in slots)
-        self.metrics.open_dossiers.set(open_dossiers)
-        self.metrics.partitions.set(len(self.partitions))
-        return {
-            "uptime": now - self.started,
-            "partitions": sorted(self.partitions),
-            "commit_age": None if self.last_commit is None else now - self.last_commit,
-            "pending_events": sum(s.pending_events + s.committing for s in slots),
-            "pending_age": now - min(waiting) if waiting else None,
-            "failing_for": self.health.failing_for(),
-            "last_error": self.health.last_error if self.health.failing_since else "",
-        }
-
-    def log_stats(self) -> None:
-        """One line for operators: what the worker holds and what it refused
-        or could not place (unknown codes are counted under their own code)."""
-        stats = self.stats()
-        parts = stats["per_partition"].values()
-        anomalies: Counter[str] = Counter()
-        for part in self.partitions.values():
-            anomalies.update(part.processor.store.anomaly_counts)
-        log.info(
-            "partitions %s: %d events committed, %d open dossiers, %d duplicates, "
-            "%d for evicted dossiers, %d dead letters, unknown codes %s, anomalies %s",
-            stats["partitions"],
-            stats["committed_events"],
-            sum(p["open"] for p in parts),
-            sum(p["duplicates"] for p in parts),
-            sum(p["after_eviction"] for p in parts),
-            stats["dead_letters"],
-            stats["unknown_codes"] or "none",
-            dict(anomalies) or "none",
-        )
-
-    def stats(self) -> dict[str, Any]:
-        per_part = {p: s.processor.stats() for p, s in self.partitions.items()}
-        return {
-            "partitions": sorted(self.partitions),
-            "dead_letters": self.dead_letters,
-            "committed_events": self.committed_events,
-            "unknown_codes": dict(self.scopes.unknown),
-            "per_partition": per_part,
-        }
-
-
-def _watermark(event: EventT[Any]) -> float | None:
-    """The instant of a watermark message, or None for an ordinary one. A
-    watermark outside the event years is ignored: it would move a partition's
-    clock where no calendar reaches."""
-    if event.value:
-        return None
-    headers = event.headers or {}
-    value = headers.get(WATERMARK_HEADER)
-    if value is None:
-        return None
-    try:
-        mark = float(value)
-    except ValueError:
-        mark = float("nan")
-    if not in_event_years(mark):
-        log.warning("ignoring a watermark that is no instant of the event years: %r", value[:40])
-        return None
-    return mark
 
 
 def _decode_stored(raw: bytes) -> ProcedureEvent | None:

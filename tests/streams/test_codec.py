@@ -1,7 +1,8 @@
 import orjson
+import pytest
 
 from ioc.events import DecodeError, ProcedureEvent, decode_procedure_event
-from streams.codec import decode_envelope, split_lines
+from streams.codec import decode_envelope, split_lines, watermark
 
 GOOD = (
     b'{"schema":1,"event_id":"e1","type":"accepted","dossier_id":"D1",'
@@ -92,3 +93,15 @@ def test_a_line_not_utf8_or_with_a_bom_is_one_dead_letter_with_the_reason() -> N
     assert [(e.index, e.raw) for e in bad] == [(1, latin1), (2, bom)]
     assert bad[0].reason == "not UTF-8: invalid byte at offset 31"
     assert bad[1].reason == "line starts with a UTF-8 byte-order mark; send JSON without one"
+
+
+@pytest.mark.parametrize("value", [b"1e20", b"inf", b"-inf", b"nan", b"1e400", b"x", b"0"])
+def test_a_watermark_outside_the_event_years_is_ignored(value: bytes) -> None:
+    from types import SimpleNamespace
+
+    from ioc.topics import WATERMARK_HEADER
+
+    mark = SimpleNamespace(value=b"", headers={WATERMARK_HEADER: value})
+    assert watermark(mark) is None  # type: ignore[arg-type]
+    good = SimpleNamespace(value=b"", headers={WATERMARK_HEADER: b"1773939600.0"})
+    assert watermark(good) == 1773939600.0  # type: ignore[arg-type]

@@ -1,53 +1,15 @@
-"""The worker's database retry, and a partition's restart against real
-PostgreSQL (the faust app itself runs in the integration tests against a
-real broker)."""
+"""A partition's restart against real PostgreSQL, and how the worker merges
+and acknowledges messages (the faust app itself runs in the integration
+tests against a real broker)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import pytest
 
 from streams import worker as worker_app
-from streams.worker import write_until_done
-
-
-class FlakySink:
-    """Fails the first ``failures`` writes, as a database that is restarting."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.calls: list[str] = []
-
-    async def ensure(self) -> None:
-        self.calls.append("ensure")
-
-    async def close(self) -> None:
-        self.calls.append("close")
-
-    async def connect(self) -> None:
-        self.calls.append("connect")
-
-    async def write(self) -> None:
-        self.calls.append("write")
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionError("server closed the connection")
-
-
-def test_a_failed_write_is_retried_after_a_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
-    slept: list[float] = []
-
-    async def no_wait(delay: float) -> None:
-        slept.append(delay)
-
-    monkeypatch.setattr(worker_app.asyncio, "sleep", no_wait)
-    sink: Any = FlakySink(failures=2)
-    asyncio.run(write_until_done(sink, sink.write))
-    assert sink.calls == ["ensure", "write", "close", "connect"] * 2 + ["ensure", "write"]
-    assert slept == [0.5, 1.0]
 
 
 @pytest.mark.integration
@@ -95,39 +57,6 @@ def test_sla_transitions_due_while_no_worker_ran_are_sent_after_the_restart(
         ("D1", "at_risk"),
         ("D1", "overdue"),
     ]
-
-
-def test_the_worker_reports_what_it_holds_and_could_not_place(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    from ioc.clock import ManualClock
-    from ioc.settings import Settings
-    from streams.processor import PartitionProcessor
-    from streams.worker import Partition
-    from tests.streams.helpers import event, vn, world
-
-    registry, calendar = world()
-    worker = worker_app.ProcedureWorker(
-        Settings(),
-        registry,
-        calendar,
-        ManualClock(vn("2026-03-16 10:00")),  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        None,
-        None,
-    )
-    proc = PartitionProcessor(2, calendar, registry, worker.scopes, vn("2026-03-16 08:00"))
-    received = event("received", "D1", "2026-03-16 09:00", commune="99999")
-    proc.apply(
-        [received, received, event("accepted", "D2", "2026-03-16 09:10")], vn("2026-03-16 10:00")
-    )
-    worker.partitions[2] = Partition(proc, None)
-    worker.dead_letters = 4
-    with caplog.at_level(logging.INFO, logger="streams.worker"):
-        worker.log_stats()
-    line = caplog.records[-1].getMessage()
-    assert line.startswith("partitions [2]: 0 events committed, 1 open dossiers, 1 duplicates")
-    assert "4 dead letters" in line and "'commune': 1" in line
 
 
 class Acks:
@@ -236,18 +165,6 @@ def test_an_event_id_reused_for_another_dossier_is_refused_everywhere(database_u
             "SELECT counters FROM kpi_latest WHERE scope = 'province'"
         ).fetchall()
     assert counters["flows"]["today"][F["received"]] == 2
-
-
-@pytest.mark.parametrize("value", [b"1e20", b"inf", b"-inf", b"nan", b"1e400", b"x", b"0"])
-def test_a_watermark_outside_the_event_years_is_ignored(value: bytes) -> None:
-    from types import SimpleNamespace
-
-    from ioc.topics import WATERMARK_HEADER
-
-    mark = SimpleNamespace(value=b"", headers={WATERMARK_HEADER: value})
-    assert worker_app._watermark(mark) is None  # type: ignore[arg-type]
-    good = SimpleNamespace(value=b"", headers={WATERMARK_HEADER: b"1773939600.0"})
-    assert worker_app._watermark(good) == 1773939600.0  # type: ignore[arg-type]
 
 
 def test_an_event_on_another_dossiers_partition_is_refused_there() -> None:
