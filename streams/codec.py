@@ -15,17 +15,14 @@ from a line that is not JSON.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Container, Mapping
+from typing import Any, TypeVar
 
 import orjson
 
 from ioc.events import UTF8_BOM, DecodeError, ProcedureEvent, in_event_years
 from ioc.topics import WATERMARK_HEADER
 from streams.kafka import partition_for
-
-if TYPE_CHECKING:
-    from faust.types import EventT
 
 log = logging.getLogger(__name__)
 
@@ -105,21 +102,20 @@ class _Broken:
         self.reason = reason
 
 
-def watermark(event: EventT[Any]) -> float | None:
+def watermark(value: bytes | None, headers: Mapping[str, Any] | None) -> float | None:
     """The instant of a watermark message, or None for an ordinary one. A
     watermark outside the event years is ignored: it would move a partition's
     clock where no calendar reaches."""
-    if event.value:
+    if value:
         return None
-    headers = event.headers or {}
-    value = headers.get(WATERMARK_HEADER)
-    if value is None:
+    text = (headers or {}).get(WATERMARK_HEADER)
+    if text is None:
         return None
     try:
-        mark = float(value)
+        mark = float(text)
     except ValueError:
         mark = float("nan")
     if not in_event_years(mark):
-        log.warning("ignoring a watermark that is no instant of the event years: %r", value[:40])
+        log.warning("ignoring a watermark that is no instant of the event years: %r", text[:40])
         return None
     return mark

@@ -212,7 +212,7 @@ class ProcedureWorker:
                 continue
             if slot.pending_since is None:  # a stuck claim or apply counts as waiting too
                 slot.pending_since = started
-            mark = watermark(event)
+            mark = watermark(event.value, event.headers)
             if mark is not None:
                 todo.append((stream, event, slot, mark, [], []))
                 continue

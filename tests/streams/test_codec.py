@@ -97,11 +97,8 @@ def test_a_line_not_utf8_or_with_a_bom_is_one_dead_letter_with_the_reason() -> N
 
 @pytest.mark.parametrize("value", [b"1e20", b"inf", b"-inf", b"nan", b"1e400", b"x", b"0"])
 def test_a_watermark_outside_the_event_years_is_ignored(value: bytes) -> None:
-    from types import SimpleNamespace
-
     from ioc.topics import WATERMARK_HEADER
 
-    mark = SimpleNamespace(value=b"", headers={WATERMARK_HEADER: value})
-    assert watermark(mark) is None  # type: ignore[arg-type]
-    good = SimpleNamespace(value=b"", headers={WATERMARK_HEADER: b"1773939600.0"})
-    assert watermark(good) == 1773939600.0  # type: ignore[arg-type]
+    assert watermark(b"", {WATERMARK_HEADER: value}) is None
+    assert watermark(b"", {WATERMARK_HEADER: b"1773939600.0"}) == 1773939600.0
+    assert watermark(b"{}", {WATERMARK_HEADER: b"1773939600.0"}) is None  # events, no mark

@@ -136,7 +136,7 @@ def test_recompute_gives_the_transitions_of_an_ordered_pass(database_url: str) -
         ordered.apply([ev], 0.0, clock)
     clock.observe(until)
     ordered.move(clock.now())
-    expected = sorted(a.key() for a in ordered.drain().alerts)
+    expected = sorted((a.dossier_id, a.transition, a.at) for a in ordered.drain().alerts)
     assert {t for _, t, _ in expected} == {"at_risk", "overdue", "cleared"}
 
     async def store() -> None:
