@@ -32,6 +32,7 @@ from ioc.updates import encode_sensor_update
 from streams import worker_report
 from streams.codec import decode_envelope
 from streams.health import WriterHealth
+from streams.inbox import Inbox
 from streams.metrics import WorkerMetrics
 from streams.sensors import LatestReadings
 from streams.sinks.event_ids import EventIds
@@ -46,8 +47,9 @@ SHUTDOWN_FLUSH_TIMEOUT = 10.0
 
 # seconds between the worker's one-line report in the log
 STATS_INTERVAL = 60.0
-# messages taken from the stream and waiting to be merged, at most
-INBOX_MESSAGES = 16
+# messages taken from the stream and waiting to be merged, at most (streams.inbox)
+INBOX_MESSAGES = 256
+INBOX_BYTES = 8 * 1024 * 1024
 
 
 def create_app(
@@ -138,22 +140,19 @@ def create_app(
         )
 
     # Messages the agent has taken and the worker not yet merged: the worker
-    # merges all that wait at once (one event-id claim for them all). As
-    # small as the stream buffer, for the same reason.
-    inbox: asyncio.Queue[tuple[Any, EventT[Any]]] = asyncio.Queue(INBOX_MESSAGES)
+    # merges all that wait at once (one event-id claim for them all).
+    inbox: Inbox[tuple[Any, EventT[Any]]] = Inbox(INBOX_MESSAGES, INBOX_BYTES)
 
     @app.agent(procedures)
     async def procedure_events(stream: StreamT[Any]) -> None:
         manual = cast("faust.Stream[Any]", stream).noack()
         async for event in manual.events():
-            await inbox.put((manual, event))
+            await inbox.put((manual, event), len(event.value or b""))
 
     @app.task
     async def merge() -> None:
         while True:
-            batch = [await inbox.get()]
-            while not inbox.empty() and len(batch) < INBOX_MESSAGES:
-                batch.append(inbox.get_nowait())
+            batch = await inbox.take_all()
             try:
                 await worker.handle_many(batch, dead)
             except Exception as exc:
