@@ -102,9 +102,9 @@ def create_app(
     async def publish_updates(message: str) -> None:
         await updates_topic.send(value=message.encode())
 
-    async def publish_alerts(message: bytes) -> None:
+    async def publish_alerts(message: bytes, part: int) -> None:
         # wait for the broker: the transition is marked sent after this
-        delivered = await alerts_topic.send(value=message)
+        delivered = await alerts_topic.send(value=message, partition=part)
         await delivered
 
     worker = ProcedureWorker(
