@@ -37,7 +37,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Iterable
-from typing import Literal
+from dataclasses import asdict
+from typing import Any, Literal
 
 from alerts.digest import daily_digests, next_digest
 from alerts.escalation import step_deliveries, step_instant
@@ -140,6 +141,37 @@ class AlertEngine:
     def open_alerts(self) -> list[Alert]:
         """Open and acknowledged alerts, oldest first."""
         return sorted(self.alerts.values(), key=lambda a: (a.opened_at, a.id))
+
+    # -- state -----------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything the engine holds, as JSON-able data: its time, the open
+        and recently resolved alerts, the pending steps and the next digest.
+        ``restore`` of it gives an engine whose future outputs are the same."""
+        return {
+            "now": self.now,
+            "alerts": [asdict(a) for a in self.alerts.values()],
+            "resolved": [asdict(a) for a in self._resolved.values()],
+            "steps": [list(s) for s in self._steps if self._pending(s)],
+            "digest_at": None if self._digest_at == float("inf") else self._digest_at,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take the state ``state()`` gave (on the same rules)."""
+        self.now = float(state["now"])
+        self.alerts = {}
+        self._resolved = {}
+        for item in state["alerts"]:
+            a = Alert(**item)
+            self.alerts[(a.rule, a.subject)] = a
+        for item in state["resolved"]:
+            a = Alert(**item)
+            self._resolved[(a.rule, a.subject)] = a
+        self._key_of = {a.id: key for key, a in self.alerts.items()}
+        self._steps = [(float(at), int(k), str(i), int(n)) for at, k, i, n in state["steps"]]
+        heapq.heapify(self._steps)
+        digest = state.get("digest_at")
+        self._digest_at = float("inf") if digest is None else float(digest)
 
     # -- signals --------------------------------------------------------------
 
