@@ -138,6 +138,14 @@ class AlertEngine:
         key = self._key_of.get(alert_id)
         return None if key is None else self.alerts.get(key)
 
+    def find(self, alert_id: str) -> Alert | None:
+        """An open, acknowledged, or recently resolved alert (one still in
+        its cool-down); None once a resolved alert is forgotten."""
+        alert = self.get(alert_id)
+        if alert is None:
+            alert = next((a for a in self._resolved.values() if a.id == alert_id), None)
+        return alert
+
     def open_alerts(self) -> list[Alert]:
         """Open and acknowledged alerts, oldest first."""
         return sorted(self.alerts.values(), key=lambda a: (a.opened_at, a.id))
