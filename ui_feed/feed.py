@@ -1,5 +1,5 @@
 """Feeds the websocket hub from Kafka: KPI counters, sensor readings, SLA
-transitions.
+transitions, and the alert stage's changes (channel ``alerts/state``).
 
 Every API instance reads the update topics in full (no consumer group), so
 each can serve its own screens. It first notes the topics' ends, then loads
@@ -20,6 +20,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from alerts.alert_messages import TYPE as ALERT_TYPE
+from alerts.alert_messages import alert_items
 from alerts.messages import sla_items, sla_key
 from ioc.feed import channel_of, kpi_view, sum_counters
 from ioc.registry import Registry
@@ -125,6 +127,9 @@ class Feed:
                 self.apply_sensors(message["readings"])
             elif kind == "sla":
                 self.apply_alerts(sla_items(message))
+            elif kind == ALERT_TYPE:  # the alert stage's changes, for the consoles
+                for item in alert_items(message):
+                    self.hub.publish("alerts/state", item, conflate=False)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             # one malformed update must not cost the walls the ones after it
             log.warning("ignoring a malformed update (%s: %s)", type(exc).__name__, exc)
