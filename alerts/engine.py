@@ -27,7 +27,9 @@ Guarantees (``docs/alerts.md`` says them for users):
   own instant; so the same inputs give the same changes, with the same
   instants, whether the clock ticked every minute or once at the end.
   (An input older than the engine's time is applied at its own instant;
-  steps it schedules in the past fire at their instants at once.)
+  steps it schedules in the past fire at their instants at once. A
+  breaching signal older than its alert's resolution, within the
+  cool-down, is a re-sent transition and changes nothing.)
 - **Deterministic ids**: an alert's id is a hash of its rule, subject and
   opening instant, so a replay gives the same ids.
 """
@@ -197,6 +199,8 @@ class AlertEngine:
             self._repeat(rule, alert, s, out)
             return
         old = self._resolved.get(key)
+        if old is not None and s.at < (old.resolved_at or 0.0):
+            return  # older than the resolution: a transition sent again, not a new cause
         if old is not None and 0 <= s.at - (old.resolved_at or 0.0) < rule.reopen_within:
             self._reopen(rule, old, s, out)
             return

@@ -53,3 +53,16 @@ def test_a_restored_engine_gives_the_same_future(
     assert restored is not None
     assert outputs(after_restored) == outputs(after_kept)
     assert restored.state() == kept.state()
+
+
+def test_a_transition_sent_again_after_the_dossier_finished_reopens_nothing(
+    routing: Routing, cal: WorkingCalendar
+) -> None:
+    from tests.alerts.helpers import finished, overdue
+
+    engine = AlertEngine(RULES, routing, cal, START)
+    engine.handle(overdue("D1", "2026-03-10T09:00"))
+    engine.handle(finished("D1", "2026-03-10T10:00"))
+    again = engine.handle(overdue("D1", "2026-03-10T09:00"))  # a worker's re-send
+    assert again.changes == [] and again.deliveries == []
+    assert engine.open_alerts() == []
