@@ -103,7 +103,8 @@ class AlertStage:
         self.conn: psycopg.AsyncConnection[Any] | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: Producer | None = None
-        self.stale: set[int] = set()  # owned partitions to reload from the database
+        self.assigned: set[int] = set()  # by the group; owned once loaded
+        self.stale: set[int] = set()  # assigned partitions to reload from the database
         self.to_commit: dict[TopicPartition, int] = {}  # Kafka offsets, after the database's
 
     # -- engine side (no Kafka) -----------------------------------------------
@@ -192,6 +193,7 @@ class AlertStage:
         """Take the partitions' state from the database, and read on from there."""
         assert self.conn is not None
         for part in parts:
+            self.owned.pop(part, None)  # until loaded: its records are skipped
             if self.conn.closed:
                 self.conn = await self.connect()
             owned = self.restore(part, await store.load(self.conn, part))
@@ -243,10 +245,17 @@ class AlertStage:
                 async with stage.lock:
                     for tp in revoked:
                         stage.owned.pop(tp.partition, None)
+                        stage.assigned.discard(tp.partition)
 
             async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+                parts = {tp.partition for tp in assigned}
                 async with stage.lock:
-                    await stage.reload(sorted(tp.partition for tp in assigned))
+                    stage.assigned |= parts
+                    try:
+                        await stage.reload(sorted(parts))
+                    except Exception as exc:  # the database is away: loaded later
+                        log.warning("alerts partitions not loaded yet: %s", exc)
+                        stage.stale |= parts
 
         try:
             self.conn = await self.connect()
@@ -282,12 +291,13 @@ class AlertStage:
     async def step(self, got: dict[TopicPartition, list[Any]], tick: bool) -> None:
         """One round: reload what a failure left stale, the batches, a tick."""
         try:
-            if self.stale:
-                await self.reload(sorted(self.stale & set(self.owned)))
-                self.stale.clear()
+            reloaded = self.stale & self.assigned
+            if reloaded:
+                await self.reload(sorted(reloaded))
+            self.stale.clear()
             for tp, records in sorted(got.items()):
-                if tp.partition in self.stale:
-                    continue  # its reload seeks back over these
+                if tp.partition in reloaded:
+                    continue  # fetched before the reload's seek: read again from there
                 try:
                     await self.handle(tp.partition, records)
                 except Exception as exc:
@@ -296,7 +306,7 @@ class AlertStage:
                 await self.tick()
         except (psycopg.Error, OSError) as exc:
             log.warning("alert stage: database unavailable (%s); retrying", exc)
-            self.stale |= set(self.owned)
+            self.stale |= self.assigned
             await asyncio.sleep(1)
 
     def failed(self, part: int, exc: Exception) -> None:
