@@ -120,10 +120,13 @@ def test_one_alert_and_one_delivery_each_across_duplicates_redelivery_and_a_kill
     topic = env["IOC_TOPIC_PREFIX"] + "alerts"
     start(env, tmp_path)
     d1 = "H01.00166-260316-000001"
-    d2 = same_partition(d1, "H01.00166-260319-")
     part = partition_for(d1, PARTS)
-    first, later = sla(d1, "overdue", T0), sla(d2, "overdue", LATER)
-    want = expected([first, later])
+    # a dozen overdue dossiers of the partition, each a minute apart, then one
+    # three working days later that moves the partition's time past their next step
+    dossiers = [d1] + [same_partition(d1, f"H01.00166-260316-{i:02d}") for i in range(11)]
+    overdue = [sla(d, "overdue", T0 + 60 * i) for i, d in enumerate(dossiers)]
+    later = sla(same_partition(d1, "H01.00166-260319-"), "overdue", LATER)
+    want = expected([*overdue, later])
     procs: list[Process] = []
     try:
         a = stage("alerts-a", env, tmp_path)
@@ -133,7 +136,7 @@ def test_one_alert_and_one_delivery_each_across_duplicates_redelivery_and_a_kill
         procs.append(b)
         wait_until("stage b", lambda: "ready at offset" in b.output(), 90)
         owner, other = (b, a) if f"alerts partition {part} ready" in b.output() else (a, b)
-        send(kafka_bootstrap, topic, [first], times=10)
+        send(kafka_bootstrap, topic, overdue, times=10)
         wait_until(
             "the alert",
             lambda: query(database_url, "SELECT 1 FROM alerts WHERE subject = %s", f"dossier:{d1}"),
@@ -142,11 +145,11 @@ def test_one_alert_and_one_delivery_each_across_duplicates_redelivery_and_a_kill
         # the owner dies with a batch perhaps half done; the same transition keeps coming
         owner.proc.send_signal(signal.SIGKILL)
         owner.proc.wait(10)
-        send(kafka_bootstrap, topic, [first], times=10)
+        send(kafka_bootstrap, topic, overdue, times=5)
         again = stage(f"{owner.name}-again", env, tmp_path)
         procs.append(again)
         wait_until("the restarted stage", lambda: "ready at offset" in again.output(), 90)
-        send(kafka_bootstrap, topic, [first, later], times=5)
+        send(kafka_bootstrap, topic, [*overdue, later], times=3)
         keys = {d.key for d in want.deliveries}
         wait_until("every delivery", lambda: stored_deliveries(database_url) >= keys, 120)
         assert other.alive() and again.alive()
