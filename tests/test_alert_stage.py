@@ -83,16 +83,19 @@ def send(bootstrap: str, topic: str, items: list[dict[str, Any]], times: int = 1
     asyncio.run(run())
 
 
-def expected(items: list[dict[str, Any]]) -> Outcome:
+def expected(items: list[dict[str, Any]], until: float | None = None) -> Outcome:
     """What a pure engine decides on the transitions, in order (no digests,
-    as the stage), on event time."""
+    as the stage), on event time, then ticked ``until``."""
     s = Settings()
     registry = load_registry(s.province_file)
     rules = dataclasses.replace(load_rules(s.alert_rules), digest=None)
     engine = AlertEngine(
         rules, load_routing(s.alert_routing, registry), load_calendar(s.calendar_file), 0.0
     )
-    return engine.feed([sig for item in items for sig in sla_signals(item)])
+    out = engine.feed([sig for item in items for sig in sla_signals(item)])
+    if until is not None:
+        out.extend(engine.tick(until))
+    return out
 
 
 def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -257,3 +260,34 @@ def test_an_operator_acknowledges_through_the_api_and_a_finished_dossier_resolve
         alerts.stop()
         api.stop()
     assert "Traceback" not in alerts.output(), alerts.output()[-3000:]
+
+
+def test_on_the_wall_clock_escalation_steps_fire_with_no_new_message(
+    tmp_path: Path, kafka_bootstrap: str, database_url: str
+) -> None:
+    """The clock stands three working days after the due time: the ticks
+    take the alert through its first two steps by themselves."""
+    from ioc.clock import to_iso
+
+    env = ioc_env(
+        tmp_path,
+        kafka_bootstrap,
+        database_url,
+        "mqtt://127.0.0.1:1",
+        IOC_CLOCK="wall",
+        IOC_CLOCK_START=to_iso(LATER),
+        IOC_CLOCK_SPEED=0,
+    )
+    start(env, tmp_path)
+    item = sla("H01.00166-260316-000003", "overdue", T0)
+    want = expected([item], until=LATER)
+    proc = stage("alerts", env, tmp_path)
+    try:
+        wait_until("the stage", lambda: proc.output().count("ready at offset") >= PARTS, 90)
+        send(kafka_bootstrap, env["IOC_TOPIC_PREFIX"] + "alerts", [item])
+        keys = {d.key for d in want.deliveries}
+        wait_until("both steps' deliveries", lambda: stored_deliveries(database_url) == keys, 30)
+    finally:
+        proc.stop()
+    assert {int(k.split("/")[1]) for k in keys} == {0, 1}
+    assert "Traceback" not in proc.output(), proc.output()[-3000:]
