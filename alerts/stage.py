@@ -51,6 +51,7 @@ from streams.kafka import Producer
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
+COMMIT_SECONDS = 5.0  # Kafka offsets are for lag tools only: no need to hurry
 
 
 @dataclasses.dataclass(slots=True)
@@ -278,7 +279,7 @@ class AlertStage:
 
     async def loop(self) -> None:
         assert self.consumer is not None
-        last_tick = 0.0
+        last_tick = last_commit = time.monotonic()
         while True:
             got = await self.consumer.getmany(timeout_ms=round(TICK_SECONDS * 1000))
             due = time.monotonic() - last_tick >= TICK_SECONDS
@@ -286,7 +287,9 @@ class AlertStage:
                 await self.step(got, due)
             if due:
                 last_tick = time.monotonic()
-            await self.commit_offsets()
+            if time.monotonic() - last_commit >= COMMIT_SECONDS:
+                last_commit = time.monotonic()
+                await self.commit_offsets()
 
     async def step(self, got: dict[TopicPartition, list[Any]], tick: bool) -> None:
         """One round: reload what a failure left stale, the batches, a tick."""

@@ -116,6 +116,16 @@ def stage(name: str, env: dict[str, str], tmp: Path) -> Process:
     return Process(name, ["alerts"], env, tmp / "logs")
 
 
+def no_errors(proc: Process) -> None:
+    """Nothing the stage logged as an error. The Kafka client's own reports of
+    a connection the broker closed (it reconnects) are its business."""
+    text = proc.output()
+    assert "ERROR alerts." not in text, text[-3000:]
+    for trace in text.split("Traceback (most recent call last):")[1:]:
+        frames = [line for line in trace.splitlines() if line.strip().startswith("File ")]
+        assert all("aiokafka" in f or "asyncio" in f for f in frames), trace[:3000]
+
+
 def test_one_alert_and_one_delivery_each_across_duplicates_redelivery_and_a_killed_stage(
     tmp_path: Path, kafka_bootstrap: str, database_url: str
 ) -> None:
@@ -176,7 +186,7 @@ def test_one_alert_and_one_delivery_each_across_duplicates_redelivery_and_a_kill
     want_history = [record(c)["type"] for c in want.changes if c.alert_id == rows[0][0]]  # type: ignore[union-attr]
     assert [h[0] for h in history] == want_history
     for proc in procs:
-        assert "Traceback" not in proc.output(), proc.output()[-3000:]
+        no_errors(proc)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -259,7 +269,7 @@ def test_an_operator_acknowledges_through_the_api_and_a_finished_dossier_resolve
     finally:
         alerts.stop()
         api.stop()
-    assert "Traceback" not in alerts.output(), alerts.output()[-3000:]
+    no_errors(alerts)
 
 
 def test_on_the_wall_clock_escalation_steps_fire_with_no_new_message(
@@ -288,6 +298,7 @@ def test_on_the_wall_clock_escalation_steps_fire_with_no_new_message(
         keys = {d.key for d in want.deliveries}
         wait_until("both steps' deliveries", lambda: stored_deliveries(database_url) == keys, 30)
     finally:
-        proc.stop()
+        code = proc.stop()
     assert {int(k.split("/")[1]) for k in keys} == {0, 1}
-    assert "Traceback" not in proc.output(), proc.output()[-3000:]
+    assert code == 0  # SIGTERM: the stage leaves its group and exits cleanly
+    no_errors(proc)
