@@ -27,7 +27,9 @@ Guarantees (``docs/alerts.md`` says them for users):
   own instant; so the same inputs give the same changes, with the same
   instants, whether the clock ticked every minute or once at the end.
   (An input older than the engine's time is applied at its own instant;
-  steps it schedules in the past fire at their instants at once.)
+  steps it schedules in the past fire at their instants at once. A
+  breaching signal older than its alert's resolution, within the
+  cool-down, is a re-sent transition and changes nothing.)
 - **Deterministic ids**: an alert's id is a hash of its rule, subject and
   opening instant, so a replay gives the same ids.
 """
@@ -37,7 +39,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Iterable
-from typing import Literal
+from dataclasses import asdict
+from typing import Any, Literal
 
 from alerts.digest import daily_digests, next_digest
 from alerts.escalation import step_deliveries, step_instant
@@ -137,9 +140,48 @@ class AlertEngine:
         key = self._key_of.get(alert_id)
         return None if key is None else self.alerts.get(key)
 
+    def find(self, alert_id: str) -> Alert | None:
+        """An open, acknowledged, or recently resolved alert (one still in
+        its cool-down); None once a resolved alert is forgotten."""
+        alert = self.get(alert_id)
+        if alert is None:
+            alert = next((a for a in self._resolved.values() if a.id == alert_id), None)
+        return alert
+
     def open_alerts(self) -> list[Alert]:
         """Open and acknowledged alerts, oldest first."""
         return sorted(self.alerts.values(), key=lambda a: (a.opened_at, a.id))
+
+    # -- state -----------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything the engine holds, as JSON-able data: its time, the open
+        and recently resolved alerts, the pending steps and the next digest.
+        ``restore`` of it gives an engine whose future outputs are the same."""
+        return {
+            "now": self.now,
+            "alerts": [asdict(a) for a in self.alerts.values()],
+            "resolved": [asdict(a) for a in self._resolved.values()],
+            "steps": [list(s) for s in self._steps if self._pending(s)],
+            "digest_at": None if self._digest_at == float("inf") else self._digest_at,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take the state ``state()`` gave (on the same rules)."""
+        self.now = float(state["now"])
+        self.alerts = {}
+        self._resolved = {}
+        for item in state["alerts"]:
+            a = Alert(**item)
+            self.alerts[(a.rule, a.subject)] = a
+        for item in state["resolved"]:
+            a = Alert(**item)
+            self._resolved[(a.rule, a.subject)] = a
+        self._key_of = {a.id: key for key, a in self.alerts.items()}
+        self._steps = [(float(at), int(k), str(i), int(n)) for at, k, i, n in state["steps"]]
+        heapq.heapify(self._steps)
+        digest = state.get("digest_at")
+        self._digest_at = float("inf") if digest is None else float(digest)
 
     # -- signals --------------------------------------------------------------
 
@@ -157,6 +199,8 @@ class AlertEngine:
             self._repeat(rule, alert, s, out)
             return
         old = self._resolved.get(key)
+        if old is not None and s.at < (old.resolved_at or 0.0):
+            return  # older than the resolution: a transition sent again, not a new cause
         if old is not None and 0 <= s.at - (old.resolved_at or 0.0) < rule.reopen_within:
             self._reopen(rule, old, s, out)
             return

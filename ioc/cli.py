@@ -82,6 +82,34 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from alerts.config import ConfigError
+    from alerts.routing import load_routing
+    from alerts.rules import load_rules
+    from alerts.stage import run_stage
+    from ioc.clock import build_clock
+    from ioc.topics import Topics
+    from streams.kafka import ensure_topics, topic_layout
+    from streams.sinks.schema import SchemaError, migrate
+
+    registry, calendar = _world(settings)
+    try:
+        rules = load_rules(settings.alert_rules)
+        routing = load_routing(settings.alert_routing, registry)
+        migrate(settings.database_url)
+    except (ConfigError, SchemaError) as exc:
+        print(f"ioc alerts: {exc}", file=sys.stderr)
+        return 2
+    topics = Topics(settings.topic_prefix)
+    layout = topic_layout(topics, settings.procedure_partitions, settings.sensor_partitions)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, layout))
+    clock = build_clock(
+        settings.clock, settings.clock_start, settings.clock_speed, settings.clock_anchor
+    )
+    asyncio.run(run_stage(settings, rules, routing, calendar, clock))
+    return 0
+
+
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from ui_feed.app import run_api
 
@@ -173,6 +201,7 @@ def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "worker": cmd_worker,
+    "alerts": cmd_alerts,
     "api": cmd_api,
     "bridge": cmd_bridge,
     "simulate": cmd_simulate,
@@ -195,6 +224,11 @@ def parser() -> argparse.ArgumentParser:
         "worker, bridge, API and simulators",
     )
     sub.add_parser("worker", help="the faust worker (procedure and sensor streams)")
+    sub.add_parser(
+        "alerts",
+        help="the alert stage: the alert engine on the SLA transitions, "
+        "alerts and their outbox in PostgreSQL",
+    )
     sub.add_parser("api", help="the API: ingest, REST reads, websocket and the wall page")
     sub.add_parser("bridge", help="the MQTT -> Kafka bridge")
     sim = sub.add_parser("simulate", help="simulated procedure events and sensor readings, live")

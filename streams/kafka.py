@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
@@ -57,13 +57,15 @@ def edge_time(headers: Any) -> float | None:
 def topic_layout(
     topics: Topics, procedure_partitions: int, sensor_partitions: int
 ) -> dict[str, int]:
-    """Partitions per topic. Updates and alerts keep one partition: readers
-    take everything, in order."""
+    """Partitions per topic. Updates keep one partition: readers take
+    everything, in order. Alerts have the procedure topic's partitions: SLA
+    transitions of procedure partition p go to alerts partition p, so the
+    alert stage that owns p is the one writer of its dossiers' alerts."""
     return {
         topics.procedure_events: procedure_partitions,
         topics.sensor_readings: sensor_partitions,
         topics.kpi_updates: 1,
-        topics.alerts: 1,
+        topics.alerts: procedure_partitions,
         topics.dead_letters: 1,
     }
 
@@ -88,7 +90,10 @@ async def ensure_topics(bootstrap: str, layout: dict[str, int], attempts: int = 
                     pass
             for topic in await admin.describe_topics(sorted(existing & set(layout))):
                 name, count = topic.get("topic"), len(topic.get("partitions") or ())
-                if name in layout and count != layout[name]:
+                if name in layout and 0 < count < layout[name] and name.endswith("alerts"):
+                    # an alerts topic of an earlier release (one partition)
+                    await _grow(admin, name, layout[name])
+                elif name in layout and count != layout[name]:
                     # someone created it first (a broker that creates topics on
                     # demand): readers take every partition, the order of
                     # updates across them is lost
@@ -101,6 +106,14 @@ async def ensure_topics(bootstrap: str, layout: dict[str, int], attempts: int = 
             await asyncio.sleep(1)
         finally:
             await admin.close()
+
+
+async def _grow(admin: AIOKafkaAdminClient, name: str, partitions: int) -> None:
+    try:
+        await admin.create_partitions({name: NewPartitions(partitions)})
+        log.info("topic %s now has %d partitions", name, partitions)
+    except KafkaError as exc:
+        log.warning("topic %s: could not add partitions (%s)", name, exc)
 
 
 def group_by_partition(

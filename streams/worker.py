@@ -344,7 +344,8 @@ class ProcedureWorker:
         for part, slot in slots.items():
             try:
                 for message in sla_messages(slot.unsent):
-                    await self._publish_alerts(message)
+                    # on the alerts partition of the same number: one alert stage owns both
+                    await self._publish_alerts(message, part)
             except Exception as exc:  # the broker is away: the next commit tries again
                 log.warning("SLA transitions of partition %d not sent yet: %s", part, exc)
                 continue

@@ -19,7 +19,7 @@ IOC_SERVICES = [name for name, s in SERVICES.items() if s.get("build") == "."]
 
 
 def test_the_project_image_runs_migrations_worker_bridge_api_and_simulator() -> None:
-    assert set(IOC_SERVICES) == {"migrate", "worker", "bridge", "api", "simulator"}
+    assert set(IOC_SERVICES) == {"migrate", "worker", "alerts", "bridge", "api", "simulator"}
     assert {"redpanda", "timescaledb", "mosquitto"} <= set(SERVICES)
 
 

@@ -13,6 +13,8 @@ SERVER_LIBRARIES = ("faust", "psycopg", "paho", "fastapi", "aiokafka", "uvicorn"
 # The composition root wires every package together and starts the servers.
 COMPOSITION_ROOT = {"ioc/cli.py", "ioc/demo.py"}
 ADAPTERS = {
+    "alerts/stage.py",
+    "alerts/store.py",
     "streams/app.py",
     "streams/worker.py",
     "streams/kafka.py",
@@ -25,6 +27,7 @@ ADAPTERS = {
     "streams/sinks/storable.py",
     "streams/sources/http_ingest.py",
     "streams/sources/mqtt_bridge.py",
+    "ui_feed/alerts_api.py",
     "ui_feed/app.py",
     "ui_feed/auth.py",
     "ui_feed/feed.py",

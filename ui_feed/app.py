@@ -38,6 +38,7 @@ from streams.health import pipeline_problems
 from streams.kafka import Producer, ensure_topics, topic_layout
 from streams.sinks.heartbeats import read_heartbeats
 from streams.sources.http_ingest import IngestStats, ingest_router
+from ui_feed.alerts_api import alerts_router
 from ui_feed.auth import Auth, Role
 from ui_feed.feed import Feed
 from ui_feed.hub import Hub
@@ -160,6 +161,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     app.include_router(
         rest_router(settings, registry, calendar, scorecard, reads, now, auth.require(Role.READ))
     )
+    app.include_router(alerts_router(reads, auth.require(Role.READ), auth.require_operator()))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

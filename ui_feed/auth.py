@@ -141,6 +141,25 @@ class Auth:
 
         return check
 
+    def require_operator(self) -> Callable[..., Awaitable[None]]:
+        """The operator's actions: like ``require(Role.OPERATOR)``, but a
+        valid read token is told it may not (403) rather than unknown (401)."""
+        bearer = self._bearer[Role.OPERATOR]
+
+        async def check(
+            header: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        ) -> None:
+            if not self._tokens[Role.OPERATOR] and not self._open:
+                raise HTTPException(403, "IOC_OPERATOR_TOKEN is not set: operator is off")
+            given = _credentials(header)
+            if self.allows(Role.OPERATOR, given):
+                return
+            if given is not None and self._tokens[Role.READ] and self.allows(Role.READ, given):
+                raise HTTPException(403, "the read token cannot act on alerts: operator only")
+            raise unauthorized(Role.OPERATOR)
+
+        return check
+
     def websocket_reader(self) -> Callable[..., Awaitable[None]]:
         """The websocket's dependency: an allowed origin, then the read token."""
         bearer, query = self._bearer[Role.READ], self._query

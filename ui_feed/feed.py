@@ -1,5 +1,5 @@
 """Feeds the websocket hub from Kafka: KPI counters, sensor readings, SLA
-transitions.
+transitions, and the alert stage's changes (channel ``alerts/state``).
 
 Every API instance reads the update topics in full (no consumer group), so
 each can serve its own screens. It first notes the topics' ends, then loads
@@ -17,8 +17,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from alerts.alert_messages import TYPE as ALERT_TYPE
+from alerts.alert_messages import alert_items
 from alerts.messages import SlaTransition, decode_sla
 from ioc.feed import channel_of, kpi_view, sum_counters
 from ioc.registry import Registry
@@ -110,7 +113,13 @@ class Feed:
         fed = time.time()
         try:
             if topic == self.topics.alerts:
-                self.apply_alerts(decode_sla(value))
+                message = orjson.loads(value)
+                if isinstance(message, dict) and message.get("type") == ALERT_TYPE:
+                    # the alert stage's changes, for the consoles
+                    for item in alert_items(message):
+                        self.hub.publish("alerts/state", item, conflate=False)
+                else:
+                    self.apply_alerts(decode_sla(value))
             else:
                 update = decode_update(value)
                 if isinstance(update, KpiUpdate):

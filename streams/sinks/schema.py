@@ -16,6 +16,7 @@ from collections.abc import Collection
 
 import psycopg
 
+from alerts.tables import alert_tables
 from ioc.kpis import FLOWS, LEVELS
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ def tables() -> list[str]:
     -- topic/partition/offset#item, or the MQTT topic, the bytes came from
     origin text
 )""",
+        *alert_tables(),
     ]
 
 

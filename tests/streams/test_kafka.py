@@ -40,7 +40,7 @@ def test_update_topics_have_one_partition() -> None:
         "x.procedure-events": 4,
         "x.sensor-readings": 2,
         "x.kpi-updates": 1,
-        "x.alerts": 1,
+        "x.alerts": 4,
         "x.dead-letters": 1,
     }
 

@@ -110,3 +110,12 @@ def test_sensor_readings_carry_their_area_name() -> None:
         "99999",  # an area the province file lacks keeps its code
         "Trạm thủy văn Long Biên (sông Hồng)",
     ]
+
+
+def test_the_alert_stages_changes_reach_the_consoles_channel() -> None:
+    from alerts.alert_messages import alert_message
+
+    hub = Hub()
+    item = {"alert": {"id": "al-1", "state": "acknowledged"}, "changes": ["acknowledged"]}
+    feed(hub).handle(alert_message(2, [item, {"alert": {}}]))
+    assert hub.snapshot("alerts/state") == [item]

@@ -190,6 +190,8 @@ def tokens(case: Case) -> tuple[str | None, str]:
     path = case.operation.path
     if path in ("/api/v1/procedure-events", "/api/v1/sensor-readings"):
         return INGEST, READ
+    if path.startswith("/api/v1/alerts/") and case.operation.method.upper() == "POST":
+        return OPERATOR, INGEST  # the read token is refused with 403: checked below
     if path.startswith("/api/v1/"):
         return READ, INGEST
     return None, READ
@@ -219,6 +221,9 @@ def test_the_api_keeps_its_own_contract(api: str, case: Case) -> None:
         for headers in ({}, bearer(wrong), bearer(OPERATOR if right == INGEST else INGEST)):
             refused = case.call_and_validate(base_url=api, headers=headers)
             assert refused.status_code == 401, refused.text
+        if right == OPERATOR:
+            refused = case.call_and_validate(base_url=api, headers=bearer(READ))
+            assert refused.status_code == 403, refused.text
 
 
 def test_the_fuzzing_reached_past_the_checks() -> None:

@@ -1,0 +1,95 @@
+"""The alert stage's tables, created by ``ioc db migrate`` with the rest
+(``streams.sinks.schema``). Plain tables on PostgreSQL and TimescaleDB
+alike: they are small, and the partial unique index and the outbox's key
+need no time column (a hypertable's unique index would).
+
+- ``alerts``: one row per alert, its current state.
+- ``alert_history``: every change, keyed (alert, seq).
+- ``alert_deliveries``: the outbox; the notifier sends the pending rows.
+- ``alert_actions``: operators' acknowledge/resolve, applied by the stage
+  that owns the alert's partition.
+- ``alert_partitions``: per alerts-topic partition, the next offset to
+  read, the engine's state at that offset, and a version that fences a
+  stage that lost the partition but still writes.
+"""
+
+from __future__ import annotations
+
+
+def alert_tables() -> list[str]:
+    return [
+        """CREATE TABLE IF NOT EXISTS alerts (
+    id text PRIMARY KEY,
+    rule text NOT NULL,
+    subject text NOT NULL,
+    part int NOT NULL,
+    state text NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+    severity text NOT NULL,
+    opened_at timestamptz NOT NULL,
+    last_seen timestamptz,
+    count int NOT NULL DEFAULT 1,
+    peak double precision,
+    step int NOT NULL DEFAULT 0,
+    acknowledged_by text,
+    acknowledged_at timestamptz,
+    resolved_by text,
+    resolved_at timestamptz,
+    resolved_how text,
+    comment text,
+    units jsonb NOT NULL DEFAULT '{}',
+    updated_at timestamptz NOT NULL DEFAULT now()
+)""",
+        # The database's own guarantee of one unresolved alert per (rule, subject).
+        "CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_unresolved ON alerts (rule, subject) "
+        "WHERE state <> 'resolved'",
+        "CREATE INDEX IF NOT EXISTS alerts_opened_at ON alerts (opened_at DESC, id)",
+        "CREATE INDEX IF NOT EXISTS alerts_units ON alerts USING gin (units jsonb_path_ops)",
+        """CREATE TABLE IF NOT EXISTS alert_history (
+    alert_id text NOT NULL,
+    seq int NOT NULL,
+    at timestamptz NOT NULL,
+    change text NOT NULL,
+    detail jsonb NOT NULL,
+    PRIMARY KEY (alert_id, seq)
+)""",
+        """CREATE TABLE IF NOT EXISTS alert_deliveries (
+    key text PRIMARY KEY,
+    alert_id text NOT NULL,
+    step int NOT NULL,
+    recipient text NOT NULL,
+    channel text NOT NULL,
+    address text NOT NULL,
+    payload jsonb NOT NULL,
+    decided_at timestamptz NOT NULL,
+    state text NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sent', 'failed', 'gave_up')),
+    attempts int NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz,
+    last_error text,
+    sent_at timestamptz
+)""",
+        "CREATE INDEX IF NOT EXISTS alert_deliveries_pending ON alert_deliveries "
+        "(next_attempt_at) WHERE state = 'pending'",
+        "CREATE INDEX IF NOT EXISTS alert_deliveries_alert ON alert_deliveries (alert_id)",
+        """CREATE TABLE IF NOT EXISTS alert_actions (
+    id bigserial PRIMARY KEY,
+    alert_id text NOT NULL,
+    part int NOT NULL,
+    action text NOT NULL CHECK (action IN ('ack', 'resolve')),
+    who text NOT NULL,
+    comment text NOT NULL DEFAULT '',
+    at timestamptz NOT NULL DEFAULT now(),
+    applied_at timestamptz,
+    outcome text
+)""",
+        "CREATE INDEX IF NOT EXISTS alert_actions_unapplied ON alert_actions (part, id) "
+        "WHERE applied_at IS NULL",
+        """CREATE TABLE IF NOT EXISTS alert_partitions (
+    part int PRIMARY KEY,
+    next_offset bigint NOT NULL,
+    state jsonb NOT NULL,
+    clock double precision NOT NULL,
+    version bigint NOT NULL DEFAULT 1,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)""",
+    ]
