@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from alerts.engine import AlertEngine
-from alerts.messages import sla_messages
+from alerts.messages import SlaTransition, sla_messages
 from alerts.model import Outcome, record
 from alerts.routing import load_routing
 from alerts.rules import load_rules
@@ -40,22 +40,21 @@ LATER = parse_instant("2026-03-19T10:00:00+07:00")  # 3 working days later
 READ, OPERATOR = "stage-read-token-0123", "stage-operator-token-0"
 
 
-def sla(dossier: str, transition: str, at: float, due: float | None = None) -> dict[str, Any]:
-    """A transition as the worker stores and sends it (``alerts.messages.sla_item``)."""
-    return {
-        "kind": "sla",
-        "at": at,
-        "dossier_id": dossier,
-        "transition": transition,
-        "due": at if due is None else due,
-        "consumed_hours": None,
-        "allotted_hours": None,
-        "commune": "00166",
-        "agency": "ubnd-00166",
-        "centre": None,
-        "procedure": None,
-        "field": None,
-    }
+def sla(dossier: str, transition: str, at: float, due: float | None = None) -> SlaTransition:
+    """A transition as the worker stores and sends it."""
+    return SlaTransition(
+        at=at,
+        dossier_id=dossier,
+        transition=transition,
+        due=at if due is None else due,
+        consumed_hours=24.0,
+        allotted_hours=24.0,
+        commune="00166",
+        agency="ubnd-00166",
+        centre="hcc-00166",
+        procedure="1.000005",
+        field="ho-tich",
+    )
 
 
 def same_partition(dossier: str, prefix: str) -> str:
@@ -64,7 +63,7 @@ def same_partition(dossier: str, prefix: str) -> str:
     return next(f"{prefix}{i}" for i in range(1000) if partition_for(f"{prefix}{i}", PARTS) == part)
 
 
-def send(bootstrap: str, topic: str, items: list[dict[str, Any]], times: int = 1) -> None:
+def send(bootstrap: str, topic: str, items: list[SlaTransition], times: int = 1) -> None:
     """Each item in a message of its own, ``times`` over, on its dossier's partition."""
     from aiokafka import AIOKafkaProducer
 
@@ -75,7 +74,7 @@ def send(bootstrap: str, topic: str, items: list[dict[str, Any]], times: int = 1
             for _ in range(times):
                 for item in items:
                     (message,) = sla_messages([item])
-                    part = partition_for(item["dossier_id"], PARTS)
+                    part = partition_for(item.dossier_id, PARTS)
                     await producer.send_and_wait(topic, message, partition=part)
         finally:
             await producer.stop()
@@ -83,7 +82,7 @@ def send(bootstrap: str, topic: str, items: list[dict[str, Any]], times: int = 1
     asyncio.run(run())
 
 
-def expected(items: list[dict[str, Any]], until: float | None = None) -> Outcome:
+def expected(items: list[SlaTransition], until: float | None = None) -> Outcome:
     """What a pure engine decides on the transitions, in order (no digests,
     as the stage), on event time, then ticked ``until``."""
     s = Settings()
@@ -92,7 +91,7 @@ def expected(items: list[dict[str, Any]], until: float | None = None) -> Outcome
     engine = AlertEngine(
         rules, load_routing(s.alert_routing, registry), load_calendar(s.calendar_file), 0.0
     )
-    out = engine.feed([sig for item in items for sig in sla_signals(item)])
+    out = engine.feed([sig for item in items for sig in sla_signals(item.item())])
     if until is not None:
         out.extend(engine.tick(until))
     return out

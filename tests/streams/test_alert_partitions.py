@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from alerts.messages import SlaTransition
 from ioc.topics import Topics
 from streams import worker as worker_app
 from streams.kafka import topic_layout
@@ -46,7 +47,11 @@ def test_each_partitions_transitions_go_to_the_same_alerts_partition() -> None:
     )
     for part in (1, 3):
         slot = Partition(None, None)  # type: ignore[arg-type]
-        slot.unsent = [{"dossier_id": f"D{part}", "transition": "overdue", "at": 1.0}]
+        slot.unsent = [
+            SlaTransition(
+                1.0, f"D{part}", "overdue", 1.0, 8.0, 8.0, None, "ubnd-00166", "hcc", "1.1", "f"
+            )
+        ]
         worker.partitions[part] = slot
     asyncio.run(worker._send_alerts())
     assert sorted((part, msg.count(b'"D%d"' % part)) for msg, part in sent) == [(1, 1), (3, 1)]

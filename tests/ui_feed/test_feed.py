@@ -117,5 +117,5 @@ def test_the_alert_stages_changes_reach_the_consoles_channel() -> None:
 
     hub = Hub()
     item = {"alert": {"id": "al-1", "state": "acknowledged"}, "changes": ["acknowledged"]}
-    feed(hub).handle(alert_message(2, [item, {"alert": {}}]))
+    feed(hub).handle(TOPICS.alerts, alert_message(2, [item, {"alert": {}}]))
     assert hub.snapshot("alerts/state") == [item]
