@@ -59,6 +59,7 @@ UPDATE alert_deliveries d SET next_attempt_at = now() + make_interval(secs => %(
 FROM (SELECT key FROM alert_deliveries
       WHERE state IN ('pending', 'failed') AND channel = ANY(%(channels)s)
         AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+        AND NOT (channel = 'webhook' AND lower(address) LIKE ANY(%(blocked)s))
       ORDER BY coalesce(next_attempt_at, decided_at)
       LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due
 WHERE d.key = due.key
@@ -106,7 +107,7 @@ class NotifyConfig:
     breaker_cooldown: float = 60.0
     concurrency: int = 8
     queue_size: int = 200
-    batch: int = 200
+    batch: int = 100
     poll_interval: float = 1.0
     webhook_secret: str = ""
     smtp: SmtpConfig = field(default_factory=lambda: SmtpConfig(host=""))
@@ -203,33 +204,70 @@ class Notifier:
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and dispatch until ``stop`` is set."""
         while not stop.is_set():
+            self._room.clear()
             try:
                 claimed, full = await self.dispatch_once()
             except Exception:
                 # the database is away: keep the process, try again shortly
                 log.exception("claiming deliveries failed")
                 claimed, full = 0, False
+            if claimed >= self.limit:
+                continue
             if full:
-                # claim again as soon as a queue has room, not a poll later
-                self._room.clear()
+                # claim again as soon as a full queue has room, not a poll later
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._room.wait(), self.config.poll_interval)
-            elif claimed < self.config.batch:
+            else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.config.poll_interval)
 
+    @property
+    def limit(self) -> int:
+        """Rows per claim: never more than a queue holds."""
+        return min(self.config.batch, self.config.queue_size)
+
+    def _blocked(self) -> tuple[list[str], list[str], bool]:
+        """What not to claim now: endpoints whose queue has no room for a
+        whole claim (so a claim never overflows a queue, and a slow
+        endpoint's backlog stays in the table instead of churning through
+        claims) or whose circuit is cooling down. Returns LIKE patterns of
+        blocked webhook origins, the channels still claimed, and whether a
+        queue was too full."""
+        patterns: list[str] = []
+        channels = list(self.channels)
+        full = False
+        for ep in self.endpoints.values():
+            no_room = ep.queue.maxsize - ep.queue.qsize() < self.limit
+            if not (no_room or not ep.breaker.allow_queueing()):
+                continue
+            full = full or no_room
+            if ep.channel == "email":
+                channels = [c for c in channels if c != "email"]
+                continue
+            o = ep.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            patterns += [o, o + "/%", o + "?%", o + "#%"]
+        return patterns, channels, full
+
     async def dispatch_once(self) -> tuple[int, bool]:
-        """One claim; returns how many rows, and whether a queue was full."""
+        """One claim; returns how many rows, and whether a queue was too
+        full to claim for."""
+        blocked, channels, full = self._blocked()
+        if not channels:
+            return 0, full
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 CLAIM,
-                {"lease": self.config.lease, "channels": self.channels, "limit": self.config.batch},
+                {
+                    "lease": self.config.lease,
+                    "channels": channels,
+                    "blocked": blocked,
+                    "limit": self.limit,
+                },
             )
             rows = [
                 Row(k, ch, addr, payload, float(dec), att, lease)
                 for k, ch, addr, payload, dec, att, lease in await cur.fetchall()
             ]
-        full = False
         later: list[tuple[Row, float, str]] = []
         for row in rows:
             known = self.inflight.get(row.key)

@@ -92,6 +92,8 @@ class WebhookReceiver:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints do
+
             def do_POST(self) -> None:
                 with owner._lock:
                     owner.started += 1
