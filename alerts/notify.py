@@ -20,8 +20,10 @@ by ``Idempotency-Key`` (emails by Message-ID).
 
 One slow or dead endpoint never delays another: each endpoint (webhook
 origin, SMTP server) has its own bounded queue, its own workers and
-connection pool, and its own circuit breaker. Rows for a full queue or an
-open circuit are handed back with a later ``next_attempt_at``, never lost.
+connection pool, and its own circuit breaker. The claim skips endpoints
+whose queue has no room for a whole claim or whose circuit is open (their
+rows wait in the table); rows already queued when a circuit opens are
+handed back with ``next_attempt_at`` at the end of the cool-down, never lost.
 
 Channel ``websocket`` is skipped: consoles get alerts from the live feed,
 which owns those rows; there is nothing to send out of band.
@@ -50,46 +52,10 @@ from alerts.notify_channels import (
 from alerts.notify_metrics import NotifyMetrics
 from alerts.notify_policy import CircuitBreaker, Clock, backoff_delay
 from alerts.notify_schema import ensure_delivery_tables_async
+from alerts.notify_sql import CLAIM, FINISH, POSTPONE, RECORD, START
 
 log = logging.getLogger(__name__)
 CHANNELS = ("webhook", "email")
-
-CLAIM = """
-UPDATE alert_deliveries d SET next_attempt_at = now() + make_interval(secs => %(lease)s)
-FROM (SELECT key FROM alert_deliveries
-      WHERE state IN ('pending', 'failed') AND channel = ANY(%(channels)s)
-        AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-        AND NOT (channel = 'webhook' AND lower(address) LIKE ANY(%(blocked)s))
-      ORDER BY coalesce(next_attempt_at, decided_at)
-      LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due
-WHERE d.key = due.key
-RETURNING d.key, d.channel, d.address, d.payload, extract(epoch FROM d.decided_at),
-          d.attempts, d.next_attempt_at
-"""
-# Start an attempt: only while our lease holds; counts the attempt.
-START = """
-UPDATE alert_deliveries SET attempts = attempts + 1,
-       next_attempt_at = now() + make_interval(secs => %(lease)s)
-WHERE key = %(key)s AND next_attempt_at = %(lease_at)s AND state IN ('pending', 'failed')
-RETURNING attempts
-"""
-FINISH = """
-UPDATE alert_deliveries SET state = %(state)s, last_error = %(error)s,
-       sent_at = CASE WHEN %(state)s = 'sent' THEN now() END,
-       next_attempt_at = CASE WHEN %(state)s = 'failed'
-                              THEN now() + make_interval(secs => %(delay)s) END
-WHERE key = %(key)s AND attempts = %(attempt)s
-"""
-RECORD = """
-INSERT INTO alert_delivery_attempts (key, attempt, at, ok, status, error)
-VALUES (%(key)s, %(attempt)s, now(), %(ok)s, %(status)s, %(error)s)
-ON CONFLICT DO NOTHING
-"""
-# Hand a claimed row back unsent (circuit open, queue full): only if still ours.
-POSTPONE = """
-UPDATE alert_deliveries SET next_attempt_at = now() + make_interval(secs => %(delay)s)
-WHERE key = %(key)s AND next_attempt_at = %(lease_at)s
-"""
 
 
 class Sender(Protocol):
@@ -109,6 +75,8 @@ class NotifyConfig:
     queue_size: int = 200
     batch: int = 100
     poll_interval: float = 1.0
+    # at stop, how long sends in flight may finish before they are cut
+    grace: float = 5.0
     webhook_secret: str = ""
     smtp: SmtpConfig = field(default_factory=lambda: SmtpConfig(host=""))
 
@@ -181,6 +149,7 @@ class Notifier:
         self._smtp_name = f"smtp://{config.smtp.host}:{config.smtp.port}"
         # set by workers as they take rows: a full queue has room again
         self._room = asyncio.Event()
+        self._idle = asyncio.Event()  # set when nothing is queued or sending
 
     async def __aenter__(self) -> Notifier:
         await self.pool.open(wait=True)
@@ -192,6 +161,23 @@ class Notifier:
         await self.close()
 
     async def close(self) -> None:
+        # rows queued but not started go back at once, for another notifier
+        queued: list[Row] = []
+        for ep in self.endpoints.values():
+            while not ep.queue.empty():
+                row = ep.queue.get_nowait()
+                queued.append(self.inflight.pop(row.key, row))
+        if queued:
+            try:
+                await self._postpone(*[(r, 0.0, "stopping") for r in queued])
+            except Exception:
+                log.exception("handing back queued deliveries failed (their leases run out)")
+        # sends in flight may finish; one cut short keeps its lease and is
+        # resent when it runs out (the at-least-once window)
+        self._idle.clear()
+        if self.inflight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self.config.grace)
         tasks = [t for ep in self.endpoints.values() for t in ep.tasks]
         for t in tasks:
             t.cancel()
@@ -323,6 +309,8 @@ class Notifier:
             finally:
                 self.inflight.pop(row.key, None)
                 self.metrics.queued.set(len(self.inflight))
+                if not self.inflight:
+                    self._idle.set()
 
     async def _deliver(self, ep: Endpoint, row: Row) -> None:
         if not ep.breaker.allow():

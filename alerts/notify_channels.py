@@ -145,7 +145,7 @@ def message_id(key: str, sender: str) -> str:
 def render_email(row: Row, sender: str) -> EmailMessage:
     """The message: subject and a Vietnamese then English summary from the
     payload; its own ``title``/``text_vi``/``text_en`` when it has them."""
-    p = row.payload
+    p = row.payload if isinstance(row.payload, dict) else {}
     severity = str(p.get("severity", "")).upper()
     what = p.get("title") or p.get("rule") or "alert"
     subject = p.get("subject", "")
@@ -177,7 +177,11 @@ class EmailSender:
         self.timeout = timeout
 
     async def send(self, row: Row) -> Attempt:
-        msg = render_email(row, self.smtp.sender)
+        try:
+            msg = render_email(row, self.smtp.sender)
+        except (ValueError, TypeError) as exc:
+            # an address or subject no mail header can carry: no retry cures it
+            return Attempt(False, None, describe(exc), retry=False)
         try:
             await aiosmtplib.send(
                 msg,

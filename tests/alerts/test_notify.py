@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from alerts.notify import Notifier, NotifyConfig
-from alerts.notify_channels import SmtpConfig, verify_signature
+from alerts.notify_channels import Row, SmtpConfig, verify_signature
+from alerts.notify_sql import CLAIM
 from alerts.testing import SmtpSink, WebhookReceiver, refusing_url
 from ioc.clock import ManualClock
 from tests.alerts.notify_db import attempts, insert, running, states, until
@@ -25,6 +26,7 @@ def config(**kw: object) -> NotifyConfig:
         "concurrency": 2,
         "poll_interval": 0.05,
         "webhook_secret": SECRET,
+        "grace": 0.5,
     }
     base.update(kw)
     return NotifyConfig(**base)  # type: ignore[arg-type]
@@ -72,7 +74,8 @@ def test_a_hanging_and_a_refusing_endpoint_never_delay_a_fast_one(database_url: 
                 not ok and status is None and "ConnectError" in (err or "")
                 for _, ok, status, err in tried
             )
-        assert got["slow-0"][0] == "pending"  # claimed, not lost: its lease runs out
+        # none lost: cut sends keep their lease, queued rows were handed back
+        assert {got[f"slow-{i}"][0] for i in range(3)} == {"pending"}
 
 
 def test_two_dispatchers_never_send_a_row_twice(database_url: str) -> None:
@@ -196,3 +199,36 @@ def test_websocket_rows_are_left_to_the_feed_and_email_waits_for_a_server(
 
     asyncio.run(scenario())
     assert states(database_url) == {"ws": ("pending", 0, None), "em": ("pending", 0, None)}
+
+
+def test_a_row_re_claimed_by_another_notifier_is_not_sent_by_the_first(
+    database_url: str,
+) -> None:
+    with WebhookReceiver() as hook:
+        insert(database_url, [("k", "webhook", hook.url)])
+
+        async def scenario() -> None:
+            async with Notifier(database_url, config()) as first:
+                async with first.pool.connection() as conn:
+                    cur = await conn.execute(
+                        CLAIM,
+                        {
+                            "lease": 0.0,
+                            "channels": ["webhook"],
+                            "blocked": [],
+                            "limit": 10,
+                        },
+                    )
+                    (k, ch, addr, payload, dec, n, lease) = (await cur.fetchall())[0]
+                    # its lease ran out and another notifier claimed the row
+                    await conn.execute(
+                        "UPDATE alert_deliveries SET next_attempt_at = now() + interval '1 min'"
+                    )
+                row = Row(k, ch, addr, payload, float(dec), n, lease)
+                ep = first._endpoint(row)
+                await first._deliver(ep, row)
+
+        asyncio.run(scenario())
+        assert hook.received == [] and hook.started == 0
+        assert states(database_url)["k"] == ("pending", 0, None)
+        assert attempts(database_url, "k") == []
