@@ -139,7 +139,11 @@ class Notifier:
         self.metrics = metrics or NotifyMetrics()
         self.breaker_clock = breaker_clock
         self.pool = AsyncConnectionPool(
-            database_url, min_size=1, max_size=config.concurrency + 4, open=False
+            database_url,
+            min_size=1,
+            max_size=config.concurrency + 4,
+            open=False,
+            configure=_configure,
         )
         self.endpoints: dict[str, Endpoint] = {}
         # rows queued or being sent here, by key: a re-claim updates the lease
@@ -382,6 +386,15 @@ class Notifier:
 
     def _count_open(self) -> None:
         self.metrics.open_circuits.set(sum(ep.breaker.is_open for ep in self.endpoints.values()))
+
+
+async def _configure(conn: Any) -> None:
+    # Leases and states need not wait for the disk: a server crash can only
+    # forget the last fraction of a second of them, which at most sends a
+    # row again, the case the idempotency key covers anyway. Live notifiers
+    # still see each other's commits and locks at once.
+    await conn.execute("SET synchronous_commit = off")
+    await conn.commit()
 
 
 async def run_notifier(settings: Any, stop: asyncio.Event | None = None) -> None:
