@@ -111,13 +111,18 @@ class WebhookSender:
         }
         try:
             resp = await self.client.post(row.address, content=body, headers=headers)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            # an address no retry makes valid
+            return Attempt(False, None, describe(exc), retry=False)
         except httpx.HTTPError as exc:
             return Attempt(False, None, describe(exc))
         status = resp.status_code
         if 200 <= status < 300:
             return Attempt(True, status)
         error = f"HTTP {status} {resp.reason_phrase}".strip()
-        if 400 <= status < 500 and status not in RETRYABLE_4XX:
+        # redirects are not followed (the signed body is for this URL): like a
+        # 4xx, the leader's address needs fixing, not another try
+        if 300 <= status < 500 and status not in RETRYABLE_4XX:
             return Attempt(False, status, error, retry=False)
         return Attempt(False, status, error)
 

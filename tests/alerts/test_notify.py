@@ -97,7 +97,14 @@ def test_two_dispatchers_never_send_a_row_twice(database_url: str) -> None:
 
 def test_a_client_error_gives_up_at_once_and_429_is_retried(database_url: str) -> None:
     with WebhookReceiver(status=404) as gone, WebhookReceiver(status=429) as busy:
-        insert(database_url, [("gone", "webhook", gone.url), ("busy", "webhook", busy.url)])
+        insert(
+            database_url,
+            [
+                ("gone", "webhook", gone.url),
+                ("busy", "webhook", busy.url),
+                ("bad-url", "webhook", "ftp://files.example.invalid/hook"),
+            ],
+        )
 
         async def scenario() -> None:
             async with running(Notifier(database_url, config(max_attempts=2))):
@@ -112,6 +119,8 @@ def test_a_client_error_gives_up_at_once_and_429_is_retried(database_url: str) -
         assert attempts(database_url, "gone") == [(1, False, 404, "HTTP 404 Not Found")]
         assert got["busy"][:2] == ("gave_up", 2)
         assert [a[2] for a in attempts(database_url, "busy")] == [429, 429]
+        state, n, error = got["bad-url"]
+        assert (state, n) == ("gave_up", 1) and "UnsupportedProtocol" in (error or "")
 
 
 def test_a_server_error_is_retried_until_it_is_sent(database_url: str) -> None:
