@@ -77,6 +77,9 @@ class NotifyConfig:
     poll_interval: float = 1.0
     # at stop, how long sends in flight may finish before they are cut
     grace: float = 5.0
+    # what a lease adds to the longest it can take (database round trips, a
+    # busy event loop): the at-least-once window after a crash is about this
+    lease_margin: float = 30.0
     webhook_secret: str = ""
     smtp: SmtpConfig = field(default_factory=lambda: SmtpConfig(host=""))
 
@@ -84,12 +87,12 @@ class NotifyConfig:
     def lease(self) -> float:
         """How long a claimed row stays ours: its wait in a full queue at the
         concurrency limit of timed-out sends, plus a margin."""
-        return self.timeout * (self.queue_size / self.concurrency + 1) + 30.0
+        return self.timeout * (self.queue_size / self.concurrency + 1) + self.lease_margin
 
     @property
     def send_lease(self) -> float:
         # every send is cut at ``timeout``: the lease outlives it
-        return self.timeout + 30.0
+        return self.timeout + self.lease_margin
 
     @classmethod
     def from_settings(cls, s: Any) -> NotifyConfig:

@@ -241,3 +241,28 @@ def test_a_row_re_claimed_by_another_notifier_is_not_sent_by_the_first(
         assert hook.received == [] and hook.started == 0
         assert states(database_url)["k"] == ("pending", 0, None)
         assert attempts(database_url, "k") == []
+
+
+def test_a_send_cut_short_is_sent_again_with_the_same_key_once_its_lease_runs_out(
+    database_url: str,
+) -> None:
+    """The at-least-once window: the receiver took the request, the notifier
+    died before marking the row sent; another one sends it again later."""
+    with WebhookReceiver(delay=0.5) as hook:
+        insert(database_url, [("k", "webhook", hook.url)])
+        c = config(timeout=2.0, lease_margin=0.5, grace=0.0)
+
+        async def scenario() -> None:
+            first = Notifier(database_url, c)
+            async with running(first):
+                await until(lambda: hook.started == 1, what="first request in flight")
+            # stopped with no grace: the send was cut, the row keeps its lease
+            assert states(database_url)["k"] == ("pending", 1, None)
+            await until(lambda: len(hook.received) == 1, what="the receiver took it")
+            async with running(Notifier(database_url, c)):
+                await until(lambda: states(database_url)["k"][0] == "sent", what="sent again")
+
+        asyncio.run(scenario())
+        assert hook.keys() == ["k", "k"]  # the receiver drops the repeat by its key
+        assert states(database_url)["k"] == ("sent", 2, None)
+        assert [(a, ok) for a, ok, _, _ in attempts(database_url, "k")] == [(2, True)]
