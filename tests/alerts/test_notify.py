@@ -41,11 +41,12 @@ def test_a_hanging_and_a_refusing_endpoint_never_delay_a_fast_one(database_url: 
         dead = refusing_url()
         rows = [(f"slow-{i}", "webhook", slow.url) for i in range(3)]
         rows += [(f"dead-{i}", "webhook", dead) for i in range(3)]
-        rows += [(f"fast-{i}", "webhook", fast.url) for i in range(20)]
         insert(database_url, rows)
 
         async def scenario() -> None:
             async with running(Notifier(database_url, config())):
+                await until(lambda: slow.started >= 1, what="the slow endpoint hangs")
+                insert(database_url, [(f"fast-{i}", "webhook", fast.url) for i in range(20)])
                 await until(lambda: len(fast.received) == 20, what="fast got all 20")
                 # every fast notification arrived while the slow endpoint's
                 # first request is still waiting for its answer
