@@ -6,6 +6,8 @@ need no time column (a hypertable's unique index would).
 - ``alerts``: one row per alert, its current state.
 - ``alert_history``: every change, keyed (alert, seq).
 - ``alert_deliveries``: the outbox; the notifier sends the pending rows.
+- ``alert_delivery_attempts``: every attempt the notifier made, keyed
+  (delivery, attempt).
 - ``alert_actions``: operators' acknowledge/resolve, applied by the stage
   that owns the alert's partition.
 - ``alert_partitions``: per alerts-topic partition, the next offset to
@@ -14,6 +16,21 @@ need no time column (a hypertable's unique index would).
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+
+def ensure_alert_tables(conn: Any) -> None:
+    """Create the tables if missing, on a psycopg (sync) connection, for
+    processes and tests that may run before ``ioc db migrate``."""
+    for statement in alert_tables():
+        conn.execute(statement)
+
+
+async def ensure_alert_tables_async(conn: Any) -> None:
+    """The same on a psycopg ``AsyncConnection``."""
+    for statement in alert_tables():
+        await conn.execute(statement)
 
 
 def alert_tables() -> list[str]:
@@ -68,8 +85,18 @@ def alert_tables() -> list[str]:
     last_error text,
     sent_at timestamptz
 )""",
-        "CREATE INDEX IF NOT EXISTS alert_deliveries_pending ON alert_deliveries "
-        "(next_attempt_at) WHERE state = 'pending'",
+        # the notifier's claim: due rows in the order they fell due
+        "CREATE INDEX IF NOT EXISTS alert_deliveries_due ON alert_deliveries "
+        "(coalesce(next_attempt_at, decided_at)) WHERE state IN ('pending', 'failed')",
+        """CREATE TABLE IF NOT EXISTS alert_delivery_attempts (
+    key text NOT NULL,
+    attempt int NOT NULL,
+    at timestamptz NOT NULL,
+    ok boolean NOT NULL,
+    status int,
+    error text,
+    PRIMARY KEY (key, attempt)
+)""",
         "CREATE INDEX IF NOT EXISTS alert_deliveries_alert ON alert_deliveries (alert_id)",
         """CREATE TABLE IF NOT EXISTS alert_actions (
     id bigserial PRIMARY KEY,

@@ -124,6 +124,17 @@ def cmd_bridge(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
+    from alerts.notify import run_notifier
+
+    # an unsigned webhook can be forged by anyone who knows the receiver's URL
+    if settings.env == "production" and len(settings.webhook_secret) < 16:
+        print("ioc notify: IOC_WEBHOOK_SECRET must be set, 16+ characters", file=sys.stderr)
+        return 2
+    asyncio.run(run_notifier(settings))
+    return 0
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from simulators.live import run_simulators
 
@@ -204,6 +215,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "alerts": cmd_alerts,
     "api": cmd_api,
     "bridge": cmd_bridge,
+    "notify": cmd_notify,
     "simulate": cmd_simulate,
     "schema": cmd_schema,
     "replay": cmd_replay,
@@ -231,6 +243,9 @@ def parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("api", help="the API: ingest, REST reads, websocket and the wall page")
     sub.add_parser("bridge", help="the MQTT -> Kafka bridge")
+    sub.add_parser(
+        "notify", help="send decided alert deliveries: webhooks and email, retried, per endpoint"
+    )
     sim = sub.add_parser("simulate", help="simulated procedure events and sensor readings, live")
     sim.add_argument(
         "--to",

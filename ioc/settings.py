@@ -104,6 +104,33 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(9101, ge=0, le=65535)
     bridge_metrics_port: int = Field(9102, ge=0, le=65535)
 
+    # ``ioc notify``: sending decided alert deliveries (webhook, email). Each
+    # attempt is cut at ``notify_timeout`` s; a failed one is retried after
+    # ``notify_backoff_base * 2**(n-1)`` s (capped at ``notify_backoff_max``,
+    # jittered) up to ``notify_max_attempts`` attempts. An endpoint failing
+    # ``notify_breaker_failures`` times in a row is left alone for
+    # ``notify_breaker_cooldown`` s, then tried once.
+    notify_timeout: float = Field(10.0, gt=0, le=300)
+    notify_max_attempts: int = Field(8, ge=1, le=100)
+    notify_backoff_base: float = Field(2.0, gt=0)
+    notify_backoff_max: float = Field(600.0, gt=0)
+    notify_breaker_failures: int = Field(5, ge=1)
+    notify_breaker_cooldown: float = Field(60.0, gt=0)
+    # Requests in flight per endpoint, and rows queued per endpoint.
+    notify_concurrency: int = Field(8, ge=1, le=256)
+    notify_queue_size: int = Field(200, ge=1)
+    notify_poll_interval: float = Field(1.0, gt=0, le=60)
+    notify_metrics_port: int = Field(9103, ge=0, le=65535)
+    # Webhook bodies are signed with this (X-IOC-Signature); required in production.
+    webhook_secret: str = ""
+    # Email: the SMTP server (empty host: email deliveries wait unsent).
+    smtp_host: str = ""
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "ioc@localhost"
+    smtp_starttls: bool = True
+
     # Simulators. Receipts per office hour; empty: the profile's figure.
     sim_dossiers_per_hour: float | None = Field(None, gt=0)
     sim_sensors: int = Field(24, ge=0)

@@ -19,7 +19,15 @@ IOC_SERVICES = [name for name, s in SERVICES.items() if s.get("build") == "."]
 
 
 def test_the_project_image_runs_migrations_worker_bridge_api_and_simulator() -> None:
-    assert set(IOC_SERVICES) == {"migrate", "worker", "alerts", "bridge", "api", "simulator"}
+    assert set(IOC_SERVICES) == {
+        "migrate",
+        "worker",
+        "alerts",
+        "notify",
+        "bridge",
+        "api",
+        "simulator",
+    }
     assert {"redpanda", "timescaledb", "mosquitto"} <= set(SERVICES)
 
 
@@ -44,6 +52,8 @@ def test_secrets_come_from_required_variables() -> None:
         assert re.fullmatch(r"\$\{" + variable + r":\?[^}]+\}", env[variable]), variable
     assert ":?" in env["IOC_DATABASE_URL"]
     assert ":?" in SERVICES["timescaledb"]["environment"]["POSTGRES_PASSWORD"]
+    secret = SERVICES["notify"]["environment"]["IOC_WEBHOOK_SECRET"]
+    assert re.fullmatch(r"\$\{IOC_WEBHOOK_SECRET:\?[^}]+\}", secret)
 
 
 def test_the_image_holds_every_package() -> None:

@@ -9,10 +9,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ("ioc", "streams", "alerts", "ui_feed", "simulators")
-SERVER_LIBRARIES = ("faust", "psycopg", "paho", "fastapi", "aiokafka", "uvicorn", "starlette")
+SERVER_LIBRARIES = (
+    "faust",
+    "psycopg",
+    "psycopg_pool",
+    "paho",
+    "fastapi",
+    "aiokafka",
+    "uvicorn",
+    "starlette",
+    "aiosmtplib",
+    "httpx",
+)
 # The composition root wires every package together and starts the servers.
 COMPOSITION_ROOT = {"ioc/cli.py", "ioc/demo.py"}
 ADAPTERS = {
+    "alerts/notify.py",
+    "alerts/notify_channels.py",
     "alerts/stage.py",
     "alerts/store.py",
     "streams/app.py",
@@ -34,6 +47,7 @@ ADAPTERS = {
     "ui_feed/queries.py",
     "ui_feed/rest.py",
     "ui_feed/server.py",
+    "simulators/live.py",
     "simulators/replay.py",
     "simulators/sensors.py",
 }

@@ -1,0 +1,363 @@
+"""``ioc notify``: sends the deliveries the alert stage decided.
+
+The alert stage inserts rows into ``alert_deliveries``; this process claims
+the due ones and sends them (webhook or email), recording every attempt in
+``alert_delivery_attempts`` and the row's state.
+
+Ownership without long transactions. Claiming is one short transaction:
+``SELECT ... FOR UPDATE SKIP LOCKED`` picks due rows no one else is
+claiming, and the same statement pushes their ``next_attempt_at`` forward
+(the lease), so no other notifier finds them due. Just before sending, a
+second short transaction checks that the lease is still the one this
+process set (compare-and-set) and renews it for the send; if another
+process re-claimed the row meanwhile, the check fails and nothing is sent.
+So two live notifiers never send the same row twice.
+
+The at-least-once window: a crash after the receiver accepted a request
+and before the row is marked sent leaves the row with its lease; once the
+lease runs out another notifier sends it again. Receivers drop such repeats
+by ``Idempotency-Key`` (emails by Message-ID).
+
+One slow or dead endpoint never delays another: each endpoint (webhook
+origin, SMTP server) has its own bounded queue, its own workers and
+connection pool, and its own circuit breaker. The claim skips endpoints
+whose queue has no room for a whole claim or whose circuit is open (their
+rows wait in the table); rows already queued when a circuit opens are
+handed back with ``next_attempt_at`` at the end of the cool-down, never lost.
+
+Channel ``websocket`` is skipped: consoles get alerts from the live feed,
+which owns those rows; there is nothing to send out of band.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Protocol
+
+from psycopg_pool import AsyncConnectionPool
+
+from alerts.notify_channels import (
+    Attempt,
+    EmailSender,
+    Row,
+    WebhookSender,
+    describe,
+    endpoint_of,
+)
+from alerts.notify_config import NotifyConfig
+from alerts.notify_metrics import NotifyMetrics
+from alerts.notify_policy import CircuitBreaker, Clock, backoff_delay
+from alerts.notify_sql import CLAIM, FINISH, POSTPONE, RECORD, START
+from alerts.tables import ensure_alert_tables_async
+
+log = logging.getLogger(__name__)
+CHANNELS = ("webhook", "email")
+
+
+class Sender(Protocol):
+    async def send(self, row: Row) -> Attempt: ...
+    async def close(self) -> None: ...
+
+
+class Endpoint:
+    def __init__(self, name: str, channel: str, sender: Sender, breaker: CircuitBreaker, size: int):
+        self.name = name
+        self.channel = channel
+        self.sender = sender
+        self.breaker = breaker
+        self.queue: asyncio.Queue[Row] = asyncio.Queue(size)
+        self.tasks: list[asyncio.Task[None]] = []
+
+
+class Notifier:
+    """The dispatcher loop and one set of workers per endpoint."""
+
+    def __init__(
+        self,
+        database_url: str,
+        config: NotifyConfig,
+        metrics: NotifyMetrics | None = None,
+        breaker_clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or NotifyMetrics()
+        self.breaker_clock = breaker_clock
+        self.pool = AsyncConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=config.concurrency + 4,
+            open=False,
+            configure=_configure,
+        )
+        self.endpoints: dict[str, Endpoint] = {}
+        # rows queued or being sent here, by key: a re-claim updates the lease
+        self.inflight: dict[str, Row] = {}
+        # without an SMTP server, email rows stay pending until one is set
+        self.channels = [c for c in CHANNELS if c != "email" or config.smtp.host]
+        self._smtp_name = f"smtp://{config.smtp.host}:{config.smtp.port}"
+        # set by workers as they take rows: a full queue has room again
+        self._room = asyncio.Event()
+        self._idle = asyncio.Event()  # set when nothing is queued or sending
+
+    async def __aenter__(self) -> Notifier:
+        await self.pool.open(wait=True)
+        async with self.pool.connection() as conn:
+            await ensure_alert_tables_async(conn)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        # rows queued but not started go back at once, for another notifier
+        queued: list[Row] = []
+        for ep in self.endpoints.values():
+            while not ep.queue.empty():
+                row = ep.queue.get_nowait()
+                queued.append(self.inflight.pop(row.key, row))
+        if queued:
+            try:
+                await self._postpone(*[(r, 0.0, "stopping") for r in queued])
+            except Exception:
+                log.exception("handing back queued deliveries failed (their leases run out)")
+        # sends in flight may finish; one cut short keeps its lease and is
+        # resent when it runs out (the at-least-once window)
+        self._idle.clear()
+        if self.inflight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self.config.grace)
+        tasks = [t for ep in self.endpoints.values() for t in ep.tasks]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for ep in self.endpoints.values():
+            await ep.sender.close()
+        self.endpoints.clear()
+        await self.pool.close()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and dispatch until ``stop`` is set."""
+        while not stop.is_set():
+            self._room.clear()
+            try:
+                claimed, full = await self.dispatch_once()
+            except Exception:
+                # the database is away: keep the process, try again shortly
+                log.exception("claiming deliveries failed")
+                claimed, full = 0, False
+            if claimed >= self.limit:
+                continue
+            if full:
+                # claim again as soon as a full queue has room, not a poll later
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), self.config.poll_interval)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.config.poll_interval)
+
+    @property
+    def limit(self) -> int:
+        """Rows per claim: never more than a queue holds."""
+        return min(self.config.batch, self.config.queue_size)
+
+    def _blocked(self) -> tuple[list[str], list[str], bool]:
+        """What not to claim now: endpoints whose queue has no room for a
+        whole claim (so a claim never overflows a queue, and a slow
+        endpoint's backlog stays in the table instead of churning through
+        claims) or whose circuit is cooling down. Returns LIKE patterns of
+        blocked webhook origins, the channels still claimed, and whether a
+        queue was too full."""
+        patterns: list[str] = []
+        channels = list(self.channels)
+        full = False
+        for ep in self.endpoints.values():
+            no_room = ep.queue.maxsize - ep.queue.qsize() < self.limit
+            if not (no_room or not ep.breaker.allow_queueing()):
+                continue
+            full = full or no_room
+            if ep.channel == "email":
+                channels = [c for c in channels if c != "email"]
+                continue
+            o = ep.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            patterns += [o, o + "/%", o + "?%", o + "#%"]
+        return patterns, channels, full
+
+    async def dispatch_once(self) -> tuple[int, bool]:
+        """One claim; returns how many rows, and whether a queue was too
+        full to claim for."""
+        blocked, channels, full = self._blocked()
+        if not channels:
+            return 0, full
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                CLAIM,
+                {
+                    "lease": self.config.lease,
+                    "channels": channels,
+                    "blocked": blocked,
+                    "limit": self.limit,
+                },
+            )
+            rows = [
+                Row(k, ch, addr, payload, float(dec), att, lease)
+                for k, ch, addr, payload, dec, att, lease in await cur.fetchall()
+            ]
+        later: list[tuple[Row, float, str]] = []
+        for row in rows:
+            known = self.inflight.get(row.key)
+            if known is not None:
+                # our own row again (its claim lease ran out while queued)
+                self.inflight[row.key] = row
+                continue
+            ep = self._endpoint(row)
+            if not ep.breaker.allow_queueing():
+                later.append((row, max(ep.breaker.retry_in(), 0.1), "circuit_open"))
+                continue
+            try:
+                ep.queue.put_nowait(row)
+            except asyncio.QueueFull:
+                full = True
+                later.append((row, self.config.poll_interval, "queue_full"))
+                continue
+            self.inflight[row.key] = row
+        self.metrics.queued.set(len(self.inflight))
+        if later:
+            await self._postpone(*later)
+        return len(rows), full
+
+    def _endpoint(self, row: Row) -> Endpoint:
+        name = endpoint_of(row.channel, row.address, self._smtp_name)
+        ep = self.endpoints.get(name)
+        if ep is None:
+            c = self.config
+            sender: Sender
+            if row.channel == "email":
+                sender = EmailSender(c.smtp, c.timeout)
+            else:
+                sender = WebhookSender(c.webhook_secret, c.timeout, c.concurrency)
+            breaker = CircuitBreaker(c.breaker_failures, c.breaker_cooldown, self.breaker_clock)
+            ep = self.endpoints[name] = Endpoint(name, row.channel, sender, breaker, c.queue_size)
+            ep.tasks = [
+                asyncio.create_task(self._work(ep), name=f"notify {name} #{i}")
+                for i in range(c.concurrency)
+            ]
+        return ep
+
+    async def _work(self, ep: Endpoint) -> None:
+        while True:
+            row = await ep.queue.get()
+            self._room.set()
+            try:
+                await self._deliver(ep, self.inflight.get(row.key, row))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # the row keeps its lease and is claimed again when it runs out
+                log.exception("delivery %s: recording failed", row.key)
+            finally:
+                self.inflight.pop(row.key, None)
+                self.metrics.queued.set(len(self.inflight))
+                if not self.inflight:
+                    self._idle.set()
+
+    async def _deliver(self, ep: Endpoint, row: Row) -> None:
+        if not ep.breaker.allow():
+            await self._postpone((row, max(ep.breaker.retry_in(), 0.1), "circuit_open"))
+            self._count_open()
+            return
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    START, {"lease": self.config.send_lease, "key": row.key, "lease_at": row.lease}
+                )
+                started = await cur.fetchone()
+        except BaseException:
+            ep.breaker.release_trial()
+            raise
+        if started is None:
+            ep.breaker.release_trial()
+            return  # another notifier owns it now, or it is done
+        attempt = int(started[0])
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                result = await ep.sender.send(row)
+        except TimeoutError:
+            result = Attempt(False, None, f"timed out after {self.config.timeout:g} s")
+        except Exception as exc:
+            result = Attempt(False, None, describe(exc))
+        self.metrics.attempt_seconds.labels(row.channel).observe(time.perf_counter() - t0)
+        # a refusal (4xx) shows the endpoint is up: only retryable failures trip the breaker
+        if result.ok or not result.retry:
+            ep.breaker.success()
+        else:
+            ep.breaker.failure()
+        self._count_open()
+        await self._finish(row, attempt, result)
+
+    async def _finish(self, row: Row, attempt: int, result: Attempt) -> None:
+        delay = 0.0
+        if result.ok:
+            state = "sent"
+        elif not result.retry or attempt >= self.config.max_attempts:
+            state = "gave_up"
+        else:
+            state = "failed"
+            delay = backoff_delay(attempt, self.config.backoff_base, self.config.backoff_max)
+        args = {
+            "key": row.key,
+            "attempt": attempt,
+            "state": state,
+            "error": result.error,
+            "delay": delay,
+            "ok": result.ok,
+            "status": result.status,
+        }
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(RECORD, args)
+            await conn.execute(FINISH, args)
+        self.metrics.outcomes.labels(state, row.channel).inc()
+        if not result.ok:
+            log.info("delivery %s attempt %d: %s (%s)", row.key, attempt, result.error, state)
+
+    async def _postpone(self, *rows: tuple[Row, float, str]) -> None:
+        async with self.pool.connection() as conn, conn.cursor() as cur:
+            await cur.executemany(
+                POSTPONE, [{"key": r.key, "lease_at": r.lease, "delay": d} for r, d, _ in rows]
+            )
+        for _, _, reason in rows:
+            self.metrics.postponed.labels(reason).inc()
+
+    def _count_open(self) -> None:
+        self.metrics.open_circuits.set(sum(ep.breaker.is_open for ep in self.endpoints.values()))
+
+
+async def _configure(conn: Any) -> None:
+    # Leases and states need not wait for the disk: a server crash can only
+    # forget the last fraction of a second of them, which at most sends a
+    # row again, the case the idempotency key covers anyway. Live notifiers
+    # still see each other's commits and locks at once.
+    await conn.execute("SET synchronous_commit = off")
+    await conn.commit()
+
+
+async def run_notifier(settings: Any, stop: asyncio.Event | None = None) -> None:
+    """``ioc notify``: serve metrics, then dispatch until stopped."""
+    import signal
+
+    from streams.metrics import serve
+
+    config = NotifyConfig.from_settings(settings)
+    metrics = NotifyMetrics()
+    serve(metrics.registry, settings.api_host, settings.notify_metrics_port, "notify")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with Notifier(settings.database_url, config, metrics) as notifier:
+        log.info("notify: dispatching deliveries (webhook, email)")
+        await notifier.run(stop)
