@@ -288,7 +288,11 @@ def ingest_router(
         except Exception as exc:
             stats.unavailable.labels(kind).inc()
             log.warning("ingest could not reach Kafka: %s", exc)
-            raise HTTPException(503, "event bus unavailable; nothing was accepted") from exc
+            raise HTTPException(
+                503,
+                "event bus unavailable; retry the whole batch (what went out before "
+                "the failure is taken once: event ids make the retry safe)",
+            ) from exc
         stats.accepted.labels(kind).inc(len(outcome.good))
         return JSONResponse(outcome.answer, status_code=202)
 

@@ -25,10 +25,15 @@ MAX_REPORTED = 100  # rejected items named in an answer; a junk body would name 
 # millions of tiny containers within the byte limit ([[],[],...]: 0.5 s for
 # 5 MB) stopped the event loop; an event needs one or two.
 MAX_CONTAINERS = 100_000
+# One event, as it goes on to Kafka: real ones are under a kilobyte. Far
+# under the broker's message limit, so an accepted item always fits in a
+# message (one too large for it was refused by Kafka, after its neighbours
+# had gone out, and the client told to retry what could never pass).
+MAX_EVENT_BYTES = 64 * 1024
 JSON_TYPE = "application/json"
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 # Why items are rejected, as counted in ioc_ingest_rejected_total.
-REASONS = ("not_json", "not_utf8", "too_deep", "invalid")
+REASONS = ("not_json", "not_utf8", "too_deep", "too_large", "invalid")
 TOO_DEEP = f"event nests arrays or objects deeper than {MAX_NESTING} levels"
 
 
@@ -172,6 +177,9 @@ def sort_body(
     for index, item in enumerate(items):
         if isinstance(item, Refused):
             reason, why = item.reason, item.why
+        elif len(item[1]) > MAX_EVENT_BYTES:
+            reason = f"event is {len(item[1])} bytes, over the {MAX_EVENT_BYTES} bytes of one event"
+            why = "too_large"
         else:
             result = decode(*item)
             if not isinstance(result, DecodeError):
