@@ -11,6 +11,7 @@ older than what is held for a partition is ignored.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections import OrderedDict
@@ -31,6 +32,9 @@ from ui_feed.hub import Hub
 from ui_feed.queries import Reads
 
 log = logging.getLogger(__name__)
+# Sensors on the ``sensors`` channel, at most: every screen gets the whole
+# list with each change, and a producer could invent any number of ids.
+SENSORS_SHOWN = 500
 # transitions sent twice come within a worker's restart: far fewer than this
 ALERTS_REMEMBERED = 50_000
 
@@ -94,6 +98,12 @@ class Feed:
                     **r.item(),
                     "area_label": self.registry.area_label(r.area),
                 }
+        if len(self.sensors) > SENSORS_SHOWN:
+            # sensor ids are whatever producers send: keep those heard last
+            keep = heapq.nlargest(
+                SENSORS_SHOWN, self.sensors.items(), key=lambda kv: (kv[1]["ts"], kv[0])
+            )
+            self.sensors = dict(keep)
         self.hub.publish(
             "sensors", {"readings": [self.sensors[k] for k in sorted(self.sensors)]}, conflate=True
         )

@@ -13,7 +13,7 @@ from alerts.messages import ITEMS_PER_MESSAGE, SlaTransition, encode_sla, sla_me
 from ioc.topics import Topics
 from tests.streams.helpers import world
 from tests.ui_feed.test_hub import QUIET, connect, leave, run, settle, sub
-from ui_feed.feed import Feed
+from ui_feed.feed import SENSORS_SHOWN, Feed
 from ui_feed.hub import Hub
 
 TOPICS = Topics("")
@@ -110,6 +110,28 @@ def test_sensor_readings_carry_their_area_name() -> None:
         "99999",  # an area the province file lacks keeps its code
         "Trạm thủy văn Long Biên (sông Hồng)",
     ]
+
+
+def test_the_sensors_channel_keeps_the_sensors_heard_last() -> None:
+    hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
+    live = feed(hub)
+    n = SENSORS_SHOWN + 300
+
+    def reading(i: int) -> dict[str, object]:
+        return {
+            "sensor_id": f"flood-{i:05d}",
+            "area": "00166",
+            "kind": "water_level",
+            "ts": float(i),
+            "values": {"level": 1.0},
+        }
+
+    for start in range(0, n, 100):  # as a flood of invented ids would come
+        batch = [reading(i) for i in range(start, min(n, start + 100))]
+        live.handle(TOPICS.kpi_updates, orjson.dumps({"type": "sensor", "readings": batch}))
+    readings = hub.snapshot("sensors")["readings"]  # type: ignore[index]
+    assert len(readings) == SENSORS_SHOWN
+    assert {r["sensor_id"] for r in readings} == {f"flood-{i:05d}" for i in range(300, n)}
 
 
 def test_the_alert_stages_changes_reach_the_consoles_channel() -> None:
