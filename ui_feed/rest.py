@@ -250,7 +250,8 @@ def rest_router(
             **scorecard.score(kpis),
         }
 
-    @router.get("/dossiers/{dossier_id}", responses=found_errors)
+    # ``:path``: a dossier id may hold "/" (plain or as %2F), as producers send it
+    @router.get("/dossiers/{dossier_id:path}", responses=found_errors)
     async def dossier(
         dossier_id: str = Path(examples=["000.00.24.H22-260316-0001"]),
         at: str | None = Query(

@@ -193,9 +193,13 @@ def test_a_dossier_read_skips_a_stored_body_it_cannot_read(
 
 @pytest.mark.integration
 def test_reads_at_the_edges_of_the_years_answer(database_url: str, kafka_bootstrap: str) -> None:
-    store(database_url, ("e-1", "D-1", json.dumps(RECEIPT)))
+    slashed = json.dumps({**RECEIPT, "dossier_id": "D/2"})
+    store(database_url, ("e-1", "D-1", json.dumps(RECEIPT)), ("e-2", "D/2", slashed))
 
     async def test(app: FastAPI) -> None:
+        for path in ("/api/v1/dossiers/D/2", "/api/v1/dossiers/D%2F2"):
+            r = await get(app, path)  # an id with "/" is read back, as given or encoded
+            assert r.status_code == 200 and r.json()["dossier_id"] == "D/2", r.text
         # built whole before serving: no read extends it on the event loop
         assert app.state.calendar.years == (FIRST_YEAR, LAST_YEAR)
         r = await get(app, "/api/v1/dossiers/D-1", at="2100-12-31T23:59:59+07:00")
