@@ -14,8 +14,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+import psycopg
 from pydantic import ValidationError
 
+from alerts.config import ConfigError
+from ioc.calendar import CalendarError
+from ioc.registry import RegistryError
+from ioc.scorecard import ScorecardError
 from ioc.settings import Settings, settings_problems
 
 log = logging.getLogger("ioc")
@@ -324,11 +329,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _logging(settings)
     try:
+        if settings.database_url:
+            psycopg.conninfo.conninfo_to_dict(settings.database_url)
+    except psycopg.ProgrammingError as exc:
+        print(
+            f"ioc: IOC_DATABASE_URL: not a connection string: {str(exc).strip()}", file=sys.stderr
+        )
+        return 2
+    try:
         if args.command == "db":
             return {"migrate": cmd_migrate}[args.db_command](settings, args)
         if args.command == "kpis":
             return {"recompute": cmd_recompute}[args.kpis_command](settings, args)
         return COMMANDS[args.command](settings, args)
+    except (RegistryError, CalendarError, ScorecardError, ConfigError) as exc:
+        # a configured file that is missing or wrong: its own message, no traceback
+        print(f"ioc: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # the reader went away (``ioc generate | head``): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -6,6 +6,7 @@ A ``Settings`` object is built in each entry point (``ioc worker``, ``ioc api``,
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -147,6 +148,33 @@ class Settings(BaseSettings):
                 f"unknown scope kind(s) {', '.join(unknown)}; known: {', '.join(SCOPE_KINDS)}"
             )
         return ",".join(dict.fromkeys(kinds))
+
+    @field_validator("kafka_url")
+    @classmethod
+    def _kafka_servers(cls, value: str) -> str:
+        servers = value.removeprefix("kafka://").rstrip("/").split(",")
+        for server in servers:
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(
+                    f"not a list of Kafka servers: {value!r} "
+                    "(expected kafka://host:port[,host:port...])"
+                )
+        return value
+
+    @field_validator("clock_start")
+    @classmethod
+    def _an_instant(cls, value: str) -> str:
+        if value:
+            try:
+                when = datetime.fromisoformat(value)
+            except ValueError:
+                when = None
+            if when is None or when.tzinfo is None:
+                raise ValueError(
+                    f"not an instant with an offset: {value!r} (e.g. 2026-03-16T08:00:00+07:00)"
+                )
+        return value
 
     @field_validator("allowed_origins")
     @classmethod

@@ -56,3 +56,41 @@ def test_a_setting_refused_as_a_whole_names_itself(
     assert main(["schema", "procedure-event"]) == 2
     err = capsys.readouterr().err
     assert err == "ioc: IOC_INGEST_TOKEN must be at least 16 characters in production\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("IOC_KAFKA_URL", "http://x", "IOC_KAFKA_URL: not a list of Kafka servers"),
+        ("IOC_KAFKA_URL", "kafka://127.0.0.1:abc", "IOC_KAFKA_URL: not a list of Kafka servers"),
+        ("IOC_CLOCK_START", "yesterday", "IOC_CLOCK_START: not an instant with an offset"),
+        (
+            "IOC_CLOCK_START",
+            "2026-03-16T08:00:00",
+            "IOC_CLOCK_START: not an instant with an offset",
+        ),
+        ("IOC_DATABASE_URL", "%%%", "IOC_DATABASE_URL: not a connection string"),
+    ],
+)
+def test_settings_checked_at_start_give_one_line_and_exit_2(
+    variable: str,
+    value: str,
+    says: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert main(["schema", "procedure-event"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ioc: {says}") and len(err.splitlines()) == 1, err
+
+
+def test_a_missing_configured_file_gives_its_problem_and_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IOC_ENV", "development")
+    monkeypatch.setenv("IOC_PROVINCE_FILE", "/nonexistent/province.toml")
+    assert main(["alerts"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ioc: /nonexistent/province.toml") and "file not found" in err
+    assert "Traceback" not in err
