@@ -299,8 +299,9 @@ class Hub:
         while not client.dropped:
             try:
                 msg = await client.conn.receive_json()
-            except (ValueError, TypeError, KeyError):
-                # Undecodable frame (bad JSON, binary): the connection itself is fine.
+            except (ValueError, TypeError, KeyError, RecursionError):
+                # Undecodable frame (bad JSON, binary, nested past the parser's
+                # depth): the connection itself is fine.
                 self._reply(client, {"type": "error", "reason": "message is not JSON text"})
                 continue
             self._handle(client, msg)

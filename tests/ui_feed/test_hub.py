@@ -351,6 +351,7 @@ def test_malformed_messages_get_an_error_and_the_connection_stays() -> None:
             {"op": "subscribe", "channels": ["alerts"], "resume": 5},
             {"op": "unsubscribe", "channels": [3]},
             ValueError("Expecting value: line 1 column 1"),  # an undecodable frame
+            RecursionError("maximum recursion depth exceeded"),  # JSON nested too deep
         ]
         got = await settle(conn, *bad)
         assert [m["type"] for m in got] == ["error"] * len(bad)
