@@ -230,6 +230,10 @@ def test_an_operator_acknowledges_through_the_api_and_a_finished_dossier_resolve
         assert (
             httpx.post(f"{url}/ack", json={"who": ""}, headers=bearer(OPERATOR)).status_code == 400
         )
+        assert (
+            httpx.post(f"{url}/ack", json={"who": "   "}, headers=bearer(OPERATOR)).status_code
+            == 400
+        )
         answer = httpx.post(f"{url}/ack", json=body, headers=bearer(OPERATOR), timeout=10)
         assert answer.status_code in (200, 202), answer.text
         wait_until(

@@ -219,6 +219,9 @@ def alerts_router(
             raise HTTPException(400, f"body: {exc.errors()[0]['msg']}") from None
         if _CONTROL.search(body.who):
             raise HTTPException(400, "who has no control characters")
+        who = body.who.strip()
+        if not who:  # the history must say who acted
+            raise HTTPException(400, "who names the operator: it is blank")
         alert = await one(alert_id)
         if alert is None:
             raise HTTPException(404, "no such alert")
@@ -229,7 +232,7 @@ def alerts_router(
                 await conn.execute(
                     "INSERT INTO alert_actions (alert_id, part, action, who, comment) "
                     "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                    (alert_id, alert["part"], kind, body.who, body.comment),
+                    (alert_id, alert["part"], kind, who, body.comment),
                 )
             ).fetchone()
         assert row is not None
