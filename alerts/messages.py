@@ -129,7 +129,13 @@ def encode_sla(transitions: Sequence[SlaTransition]) -> bytes:
 def decode_sla(raw: bytes) -> list[SlaTransition]:
     """The transitions of one message, in order; ValueError naming the
     field when any is missing or wrong."""
-    items = wire.array(wire.message(raw, "sla"), "items")
+    return sla_of(wire.message(raw, "sla"))
+
+
+def sla_of(message: dict[str, Any]) -> list[SlaTransition]:
+    """The transitions of an ``sla`` message already parsed (``wire.message``),
+    for readers of the alerts topic, which carries alert messages too."""
+    items = wire.array(message, "items")
     return [SlaTransition.from_item(item, f"items[{i}].") for i, item in enumerate(items)]
 
 

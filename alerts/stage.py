@@ -29,20 +29,21 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from alerts import store
+from alerts.alert_messages import TYPE as ALERT_TYPE
 from alerts.alert_messages import alert_message
 from alerts.engine import AlertEngine
-from alerts.messages import decode_sla
+from alerts.messages import sla_of
 from alerts.model import Input, Outcome
 from alerts.records import alert_rows, delivery_rows, history_rows, public_alert
 from alerts.routing import Routing
 from alerts.rules import RuleSet
 from alerts.signals import sla_signals
+from ioc import wire
 from ioc.calendar import WorkingCalendar
 from ioc.clock import EventTimeClock, WallClock
 from ioc.settings import Settings
@@ -72,18 +73,13 @@ def decode_inputs(values: Iterable[bytes | None]) -> list[Input]:
     out: list[Input] = []
     for value in values:
         try:
-            message = orjson.loads(value or b"")
-        except orjson.JSONDecodeError:
-            log.warning("skipping an unreadable message on the alerts topic")
+            message = wire.message(value or b"", "sla", ALERT_TYPE)
+            transitions = sla_of(message) if message["type"] == "sla" else []
+        except ValueError as exc:
+            log.warning("skipping an unreadable message on the alerts topic: %s", exc)
             continue
-        if isinstance(message, dict) and message.get("type") == "sla":
-            try:
-                transitions = decode_sla(value or b"")
-            except ValueError as exc:
-                log.warning("skipping a malformed SLA message on the alerts topic: %s", exc)
-                continue
-            for t in transitions:
-                out.extend(sla_signals(t.item()))
+        for t in transitions:
+            out.extend(sla_signals(t.item()))
     return out
 
 

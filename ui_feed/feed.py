@@ -18,12 +18,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from alerts.alert_messages import TYPE as ALERT_TYPE
 from alerts.alert_messages import alert_items
-from alerts.messages import SlaTransition, decode_sla
+from alerts.messages import SlaTransition, sla_of
+from ioc import wire
 from ioc.feed import channel_of, kpi_view, sum_counters
 from ioc.registry import Registry
 from ioc.topics import Topics
@@ -123,13 +123,13 @@ class Feed:
         fed = time.time()
         try:
             if topic == self.topics.alerts:
-                message = orjson.loads(value)
-                if isinstance(message, dict) and message.get("type") == ALERT_TYPE:
+                message = wire.message(value, "sla", ALERT_TYPE)
+                if message["type"] == ALERT_TYPE:
                     # the alert stage's changes, for the consoles
                     for item in alert_items(message):
                         self.hub.publish("alerts/state", item, conflate=False)
                 else:
-                    self.apply_alerts(decode_sla(value))
+                    self.apply_alerts(sla_of(message))
             else:
                 update = decode_update(value)
                 if isinstance(update, KpiUpdate):

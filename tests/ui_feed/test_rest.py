@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from ioc.calendar import FIRST_YEAR, LAST_YEAR
 from ioc.settings import Settings
+from ioc.testing import procedure_event
 from streams.sinks.schema import migrate
 from ui_feed.app import create_app
 from ui_feed.rest import parse_time
@@ -99,22 +100,7 @@ def test_a_scope_with_an_id_too_many_or_missing_is_400_with_the_reason(
 
 # -- against PostgreSQL -----------------------------------------------------------
 
-RECEIPT = {
-    "schema": 1,
-    "event_id": "e-1",
-    "type": "received",
-    "dossier_id": "D-1",
-    "ts": "2026-03-16T09:00:00+07:00",
-    "province": "01",
-    "centre": "hcc-00166",
-    "agency": "ubnd-00166",
-    "commune": "00166",
-    "procedure_code": "1.000005",
-    "field": "ho-tich",
-    "channel": "online",
-    "allotted_working_days": 3,
-    "fee_required": True,
-}
+RECEIPT = procedure_event("received", "D-1", "2026-03-16T09:00:00+07:00", "e-1")
 
 
 def store(url: str, *rows: tuple[str, str, str]) -> None:
