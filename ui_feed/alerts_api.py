@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -52,13 +52,14 @@ class ActionPending(BaseModel):
     status: str = "pending"
 
 
-def _alert(row: Any) -> dict[str, Any]:
+def _alert(row: Any, titles: Mapping[str, str]) -> dict[str, Any]:
     raw = dict(zip(_NAMES, row, strict=True))
     for name in (*TIME_COLUMNS, "updated_at"):
         if raw[name] is not None:
             raw[name] = float(raw[name])
     out = public_alert({k: v for k, v in raw.items() if k != "updated_at"})
     out["updated_at"] = _iso(raw["updated_at"])
+    out["title"] = titles.get(out["rule"], "")
     return out
 
 
@@ -91,7 +92,9 @@ def alerts_router(
     reads: Callable[[], Reads],
     reader: Callable[..., Awaitable[None]],
     operator: Callable[..., Awaitable[None]],
+    titles: Mapping[str, str],
 ) -> APIRouter:
+    """``titles``: each rule's title, shown with its alerts."""
     router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
     time_param: dict[str, Any] = {"examples": [EXAMPLE_INSTANT], "json_schema_extra": date_time}
 
@@ -103,11 +106,15 @@ def alerts_router(
         if len(alert_id) > _TEXT_MAX or _CONTROL.search(alert_id):
             return None  # no stored id is like that, and text cannot hold NUL
         rows = await fetch(f"SELECT {_COLUMNS} FROM alerts WHERE id = %s", (alert_id,))  # noqa: S608
-        return _alert(rows[0]) if rows else None
+        return _alert(rows[0], titles) if rows else None
 
     @router.get("", dependencies=[Depends(reader)], responses=problem_responses(400, 401, 503))
     async def list_alerts(
-        state: str | None = Query(None, description=f"one of {', '.join(STATES)}"),
+        state: str | None = Query(
+            None,
+            description=f"one of {', '.join(STATES)}, or several joined by commas",
+            examples=["open,acknowledged"],
+        ),
         severity: str | None = Query(None, examples=["major"]),
         rule: str | None = Query(None, examples=["dossier-overdue"]),
         scope: str | None = Query(
@@ -126,10 +133,11 @@ def alerts_router(
         where: list[str] = ["true"]
         params: list[Any] = []
         if state is not None:
-            if state not in STATES:
-                raise HTTPException(400, f"state must be one of {', '.join(STATES)}")
-            where.append("state = %s")
-            params.append(state)
+            wanted = state.split(",")
+            if not set(wanted) <= set(STATES):
+                raise HTTPException(400, f"state must be among {', '.join(STATES)}, by commas")
+            where.append("state = ANY(%s)")
+            params.append(wanted)
         for column, value in (("severity", severity), ("rule", rule)):
             if _text(value, column) is not None:
                 where.append(f"{column} = %s")
@@ -154,7 +162,7 @@ def alerts_router(
         )
         more = len(rows) > size
         return {
-            "alerts": [_alert(r) for r in rows[:size]],
+            "alerts": [_alert(r, titles) for r in rows[:size]],
             "next_offset": skip + size if more else None,
         }
 

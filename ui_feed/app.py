@@ -28,6 +28,7 @@ from prometheus_client.exposition import choose_encoder
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel
 
+from alerts.rules import load_rules
 from ioc.calendar import load_calendar
 from ioc.clock import build_clock
 from ioc.registry import load_registry
@@ -76,6 +77,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     registry = load_registry(settings.province_file)
     calendar = load_calendar(settings.calendar_file)
     scorecard = load_scorecard(settings.scorecard_file)
+    titles = {rule.id: rule.title for rule in load_rules(settings.alert_rules).rules.values()}
     topics = Topics(settings.topic_prefix)
     clock = build_clock("wall", settings.clock_start, settings.clock_speed, settings.clock_anchor)
     # seqs above the start time in ms: a resume from before a restart is
@@ -96,7 +98,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
         await pool.open()
         reads = Reads(pool)
         state["reads"] = reads
-        feed = Feed(hub, reads, registry, topics, latency.observe, settings.fetch_max_wait)
+        feed = Feed(hub, reads, registry, topics, latency.observe, settings.fetch_max_wait, titles)
         state["feed"] = feed
         tasks = [asyncio.create_task(_connect_kafka(), name="kafka")]
         tasks.append(asyncio.create_task(feed.run(settings.kafka_bootstrap), name="feed"))
@@ -161,12 +163,18 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     app.include_router(
         rest_router(settings, registry, calendar, scorecard, reads, now, auth.require(Role.READ))
     )
-    app.include_router(alerts_router(reads, auth.require(Role.READ), auth.require_operator()))
+    app.include_router(
+        alerts_router(reads, auth.require(Role.READ), auth.require_operator(), titles)
+    )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
     async def wall() -> FileResponse:
         return FileResponse(STATIC / "wall.html")
+
+    @app.get("/console", include_in_schema=False)
+    async def console() -> FileResponse:
+        return FileResponse(STATIC / "console.html")
 
     @app.get("/wall-sw.js", include_in_schema=False)
     async def wall_worker() -> FileResponse:

@@ -15,7 +15,7 @@ import heapq
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -52,8 +52,11 @@ class Feed:
         topics: Topics,
         observe: Callable[[str, float], None] | None = None,
         fetch_max_wait: float = 0.02,
+        titles: Mapping[str, str] | None = None,
     ) -> None:
         self.hub = hub
+        # rule -> title, added to the alerts the consoles get
+        self.titles = dict(titles or {})
         self.fetch_max_wait_ms = max(1, round(fetch_max_wait * 1000))
         # observe(hop, seconds): the time an update took to reach this feed
         self.observe = observe
@@ -127,6 +130,7 @@ class Feed:
                 if message["type"] == ALERT_TYPE:
                     # the alert stage's changes, for the consoles
                     for item in alert_items(message):
+                        item["alert"]["title"] = self.titles.get(item["alert"].get("rule"), "")
                         self.hub.publish("alerts/state", item, conflate=False)
                 else:
                     self.apply_alerts(sla_of(message))

@@ -138,6 +138,13 @@ def test_the_alert_stages_changes_reach_the_consoles_channel() -> None:
     from alerts.alert_messages import alert_message
 
     hub = Hub()
-    item = {"alert": {"id": "al-1", "state": "acknowledged"}, "changes": ["acknowledged"]}
-    feed(hub).handle(TOPICS.alerts, alert_message(2, [item, {"alert": {}}]))
-    assert hub.snapshot("alerts/state") == [item]
+    registry, _ = world()
+    live = Feed(hub, None, registry, TOPICS, titles={"r-1": "Hồ sơ quá hạn"})  # type: ignore[arg-type]
+    known = {"alert": {"id": "al-1", "rule": "r-1", "state": "open"}, "changes": ["opened"]}
+    other = {"alert": {"id": "al-2", "rule": "r-9", "state": "open"}, "changes": ["opened"]}
+    live.handle(TOPICS.alerts, alert_message(2, [known, {"alert": {}}, other]))
+    # each with its rule's title, for the screens; an unknown rule's is empty
+    assert hub.snapshot("alerts/state") == [
+        {**known, "alert": {**known["alert"], "title": "Hồ sơ quá hạn"}},
+        {**other, "alert": {**other["alert"], "title": ""}},
+    ]

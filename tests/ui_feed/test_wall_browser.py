@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> 
 
 
 @contextmanager
-def chromium_page(url: str) -> Iterator[Any]:
+def chromium() -> Iterator[Callable[[str], Any]]:
+    """A headless Chromium: call what it yields with a URL to open a page
+    on it. An error in any page's script fails the test."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -132,16 +134,26 @@ def chromium_page(url: str) -> Iterator[Any]:
                 "--no-first-run",
             ],
         )
-        try:
+        errors: list[str] = []
+
+        def open_page(url: str) -> Any:
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.add_init_script(RECORDER)
             page.goto(url)
-            yield page
+            return page
+
+        try:
+            yield open_page
             assert errors == [], errors
         finally:
             browser.close()
+
+
+@contextmanager
+def chromium_page(url: str) -> Iterator[Any]:
+    with chromium() as open_page:
+        yield open_page(url)
 
 
 def tile_reaches(page: Any, value: int, timeout: float = 30) -> float:

@@ -7,8 +7,8 @@
 // cover the page, and browsers run it only on https or on localhost.
 "use strict";
 
-const CACHE = "ioc-wall-1";
-const SHELL = ["./", "static/wall.css", "static/wall.js"];
+const CACHE = "ioc-wall-2";
+const SHELL = ["./", "static/wall.css", "static/alerts.js", "static/wall.js"];
 const NETWORK_MS = 5000; // a hung connection must not hang the page
 
 const scope = new URL(self.registration.scope);

@@ -9,7 +9,8 @@
 (function () {
   "use strict";
 
-  const CHANNELS = ["kpi/province", "kpi/commune/*", "kpi/agency/*", "alerts", "sensors"];
+  const CHANNELS = ["kpi/province", "kpi/commune/*", "kpi/agency/*", "alerts", "alerts/state", "sensors"];
+  const OPEN_SHOWN = 12;
   const WINDOWS = { today: "Hôm nay", "24h": "24 giờ", month: "Tháng", ytd: "Năm" };
   const MAX_ALERTS = 30;
   const STALE_MS = 45000; // the hub beats every 15 s: three missed beats = dead link
@@ -29,6 +30,7 @@
     communes: new Map(), // channel -> kpi view
     agencies: new Map(), // channel -> kpi view
     alerts: [], // newest first
+    openAlerts: new Map(), // alert id -> the newest copy of the alert stage's row
     sensors: null,
     seqs: {}, // channel -> last seq seen, sent back as "resume"
     messages: 0,
@@ -263,6 +265,70 @@
     return li;
   }
 
+  // -- open alerts ------------------------------------------------------------
+
+  const unitKinds = { commune: "communes", agency: "agencies" };
+  const alertUnitName = (kind, key) => (unitKinds[kind] ? unitName(unitKinds[kind], key) : "");
+
+  function renderOpenAlerts() {
+    const A = window.IocAlerts;
+    const shown = A.active(state.openAlerts);
+    const acked = shown.filter((a) => a.state === "acknowledged").length;
+    setText($("#open-alert-count"), shown.length ? `${int(shown.length)} · đã tiếp nhận ${int(acked)}` : "", false);
+    const list = $('[data-testid="open-alerts"]');
+    if (!shown.length) {
+      list.replaceChildren(el("li", "open-empty", "Không có cảnh báo đang mở · No open alerts"));
+      return;
+    }
+    list.replaceChildren(...shown.slice(0, OPEN_SHOWN).map((a) => openAlertItem(a, A)));
+  }
+
+  function openAlertItem(a, A) {
+    const li = el("li", `open-alert s-${A.SEVERITIES[a.severity] ? a.severity : "other"}`);
+    li.dataset.testid = "open-alert";
+    li.dataset.alertId = a.id;
+    li.dataset.state = String(a.state);
+    li.dataset.step = String(a.step ?? "");
+    const [sevVi] = A.SEVERITIES[a.severity] || [String(a.severity)];
+    const [stateVi, stateEn] = A.STATES[a.state] || [String(a.state), ""];
+    const opened = a.opened_at ? vnTime(Date.parse(a.opened_at) / 1000) : null;
+    const meta = [
+      A.subjectLabel(a, alertUnitName),
+      opened ? `từ ${opened.hm} ${opened.dm}` : "",
+      isNum(a.count) && a.count > 1 ? `×${int(a.count)}` : "",
+      a.acknowledged_by ? `bởi ${a.acknowledged_by}` : "",
+    ];
+    const state = el("span", "o-state", stateVi);
+    state.dataset.testid = "open-alert-state";
+    state.title = stateEn;
+    li.append(
+      el("span", "o-sev", sevVi),
+      el("span", "o-title", a.title || a.rule),
+      state,
+      el("span", "o-meta", meta.filter(Boolean).join(" · ")),
+      el("span", "o-step", isNum(a.step) && a.step > 0 ? `Đã báo bậc ${a.step} · step ${a.step}` : "Chưa báo · not sent"),
+    );
+    return li;
+  }
+
+  // The alert stage's open and acknowledged alerts, from the REST read: the
+  // hub's channel holds only the latest changes, not every open alert.
+  async function loadOpenAlerts() {
+    const A = window.IocAlerts;
+    try {
+      const answer = await fetch("api/v1/alerts?state=open,acknowledged&limit=500", {
+        headers: A.authHeaders(A.tokenFromAddress()),
+        cache: "no-store",
+      });
+      if (!answer.ok) return;
+      const body = await answer.json();
+      for (const a of body.alerts || []) A.merge(state.openAlerts, a);
+      schedule("open");
+    } catch (e) {
+      // offline or the API away: the websocket's reconnect calls again
+    }
+  }
+
   // -- sensors --------------------------------------------------------------
 
   const SENSOR_KINDS = {
@@ -364,6 +430,7 @@
     if (unit) return state[unit].has(channel);
     if (channel === "kpi/province") return state.province !== null;
     if (channel === "alerts") return state.alerts.length > 0;
+    if (channel === "alerts/state") return state.openAlerts.size > 0;
     return channel === "sensors" && state.sensors !== null;
   }
 
@@ -429,6 +496,7 @@
     if (parts.has("agencies")) renderUnits("agencies");
     if (parts.has("tiles")) renderTiles();
     if (parts.has("alerts") || parts.has("names")) renderAlerts();
+    if (parts.has("open") || parts.has("names")) renderOpenAlerts();
     if (parts.has("sensors") || parts.has("names")) renderSensors();
     renderStatus();
   }
@@ -489,6 +557,11 @@
         state.alerts.length = Math.min(state.alerts.length, MAX_ALERTS);
       }
       schedule("alerts");
+    } else if (channel === "alerts/state") {
+      const items = msg.type === "snapshot" ? data : [data];
+      if (!Array.isArray(items)) return;
+      for (const item of items) if (isObject(item)) window.IocAlerts.merge(state.openAlerts, item.alert);
+      schedule("open");
     } else if (channel === "sensors") {
       if (!isObject(data) || !Array.isArray(data.readings) || !data.readings.length) return;
       state.sensors = data;
@@ -525,6 +598,7 @@
       communes: [...state.communes],
       agencies: [...state.agencies],
       alerts: state.alerts,
+      openAlerts: window.IocAlerts.active(state.openAlerts),
       sensors: state.sensors,
       seqs: state.seqs,
       lastUpdate: state.lastUpdate,
@@ -556,6 +630,9 @@
     state.agencies = new Map(entries(saved.agencies));
     if (Array.isArray(saved.alerts)) state.alerts = saved.alerts.filter(isObject).slice(0, MAX_ALERTS);
     if (isObject(saved.sensors)) state.sensors = saved.sensors;
+    if (Array.isArray(saved.openAlerts)) {
+      for (const a of saved.openAlerts) if (isObject(a)) window.IocAlerts.merge(state.openAlerts, a);
+    }
     if (isObject(saved.seqs)) {
       for (const [channel, seq] of Object.entries(saved.seqs)) {
         if (Number.isInteger(seq) && seq >= 0 && holds(channel)) state.seqs[channel] = seq;
@@ -567,7 +644,7 @@
     // stale from when the previous page stopped being live
     markStale(isNum(saved.staleSince) ? saved.staleSince : isNum(saved.savedAt) ? saved.savedAt : Date.now());
     alertsRebuild = true;
-    for (const part of ["tiles", "communes", "agencies", "names", "alerts", "sensors"]) dirty.add(part);
+    for (const part of ["tiles", "communes", "agencies", "names", "alerts", "open", "sensors"]) dirty.add(part);
     flush(); // now, not at the next frame: on screen before the websocket is even dialled
   }
 
@@ -603,6 +680,7 @@
       // new API still loading, sends it as soon as it has).
       ws.send(JSON.stringify({ op: "ping" }));
       alive();
+      loadOpenAlerts(); // after subscribing: any change after this read comes as a delta
     };
     ws.onmessage = (ev) => {
       attempt = 0; // reset the backoff only once the hub really talks to us
