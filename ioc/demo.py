@@ -265,7 +265,11 @@ def run_demo(settings: Settings) -> int:
                 return code
             # readiness only decides the announcement; restarts follow process exits
             if not announced and _api_ready(url):
-                print(f"\nWall screen: {url}/\n(Ctrl-C stops everything)\n", flush=True)
+                print(
+                    f"\nWall screen: {url}/\nAlert console: {url}/console\n"
+                    "(Ctrl-C stops everything)\n",
+                    flush=True,
+                )
                 announced = True
             time.sleep(0.5)
         return 0
