@@ -305,3 +305,107 @@ def test_on_the_wall_clock_escalation_steps_fire_with_no_new_message(
     assert {int(k.split("/")[1]) for k in keys} == {0, 1}
     assert code == 0  # SIGTERM: the stage leaves its group and exits cleanly
     no_errors(proc)
+
+
+def test_escalation_across_a_weekend_and_holidays_stops_on_ack_and_resolves_when_finished(
+    tmp_path: Path, kafka_bootstrap: str, database_url: str
+) -> None:
+    """Event time: the partition's clock is the latest transition's instant,
+    moved here by transitions of other dossiers of the partition.
+
+    Due Tue 28 Apr 2026 16:00. Wed 29 Apr is working day 1 late; Thu 30 Apr
+    (Reunification Day) and Fri 1 May (Labour Day) are holidays, 2-3 May a
+    weekend; so 2 working days late (step 1: the commune chair) is Mon 4 May
+    16:00, not Thu 30 Apr, and 5 working days late (step 2: the city) would
+    be Thu 7 May 16:00 (Tue 5 = 3, Wed 6 = 4, Thu 7 = 5)."""
+    env = ioc_env(
+        tmp_path,
+        kafka_bootstrap,
+        database_url,
+        "mqtt://127.0.0.1:1",
+        IOC_CLOCK="event",
+        IOC_READ_TOKEN=READ,
+        IOC_OPERATOR_TOKEN=OPERATOR,
+    )
+    topic = env["IOC_TOPIC_PREFIX"] + "alerts"
+    start(env, tmp_path)
+    dossier = "H01.00166-260420-000001"
+    due = parse_instant("2026-04-28T16:00:00+07:00")
+    base = f"http://127.0.0.1:{env['IOC_API_PORT']}"
+
+    def move_to(when: str) -> None:
+        """The partition's time to ``when``: another dossier of the partition
+        turns overdue then; its own alert shows that the stage applied it."""
+        marker = same_partition(dossier, f"H01.00166-{when[2:10].replace('-', '')}-")
+        send(kafka_bootstrap, topic, [sla(marker, "overdue", parse_instant(when))])
+        wait_until(
+            f"the partition at {when}",
+            lambda: query(
+                database_url, "SELECT 1 FROM alerts WHERE subject = %s", f"dossier:{marker}"
+            ),
+            30,
+        )
+
+    def alert() -> dict[str, Any]:
+        rows = query(database_url, "SELECT id FROM alerts WHERE subject = %s", f"dossier:{dossier}")
+        assert len(rows) == 1, rows
+        got = httpx.get(f"{base}/api/v1/alerts/{rows[0][0]}", headers=bearer(READ), timeout=10)
+        return dict(got.json())
+
+    def steps_at() -> dict[int, str]:
+        return {
+            h["detail"]["step"]: h["at"] for h in alert()["history"] if h["change"] == "escalated"
+        }
+
+    stage_proc = stage("alerts", env, tmp_path)
+    api = Process("api", ["api"], env, tmp_path / "logs")
+    try:
+        wait_until("the stage", lambda: stage_proc.output().count("ready at offset") >= PARTS, 90)
+        wait_until("the API", lambda: httpx.get(f"{base}/healthz", timeout=2).is_success, 60)
+        send(kafka_bootstrap, topic, [sla(dossier, "overdue", due)])
+        wait_until("the alert", lambda: query(database_url, "SELECT 1 FROM alerts"), 60)
+        assert steps_at() == {0: "2026-04-28T16:00:00+07:00"}
+
+        # the weekend after two holidays: still only the first step
+        for when in ("2026-04-30T16:01:00+07:00", "2026-05-02T12:00:00+07:00"):
+            move_to(when)
+            assert set(steps_at()) == {0}, when
+        move_to("2026-05-04T15:59:00+07:00")
+        assert set(steps_at()) == {0}
+        move_to("2026-05-04T16:01:00+07:00")
+        wait_until("step 1", lambda: 1 in steps_at(), 30)
+        assert steps_at() == {
+            0: "2026-04-28T16:00:00+07:00",
+            1: "2026-05-04T16:00:00+07:00",
+        }
+
+        # acknowledged on Monday: Thursday's step to the city never comes
+        url = f"{base}/api/v1/alerts/{alert()['id']}"
+        body = {"who": "Lê Văn Cường", "comment": "đã giao phòng tư pháp"}
+        answer = httpx.post(f"{url}/ack", json=body, headers=bearer(OPERATOR), timeout=10)
+        assert answer.status_code in (200, 202), answer.text
+        wait_until("the acknowledgement", lambda: alert()["state"] == "acknowledged", 30)
+        move_to("2026-05-11T16:01:00+07:00")
+        wait_until("the worsening said", lambda: "worsened" in changes(alert()), 30)
+        assert set(steps_at()) == {0, 1}
+        assert {d["step"] for d in alert()["deliveries"]} == {0, 1}
+
+        # the dossier is finished on Tuesday: the alert resolves by itself
+        send(
+            kafka_bootstrap,
+            topic,
+            [sla(dossier, "cleared", parse_instant("2026-05-12T10:00:00+07:00"), due)],
+        )
+        wait_until("the auto-resolution", lambda: alert()["state"] == "resolved", 30)
+        done = alert()
+        assert done["resolved_how"] == "auto"
+        assert done["resolved_at"] == "2026-05-12T10:00:00+07:00"
+        assert done["acknowledged_by"] == "Lê Văn Cường"
+    finally:
+        api.stop()
+        stage_proc.stop()
+    no_errors(stage_proc)
+
+
+def changes(alert: dict[str, Any]) -> list[str]:
+    return [h["change"] for h in alert["history"]]
