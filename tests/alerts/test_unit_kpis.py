@@ -3,13 +3,18 @@ for the unit rules."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
+from alerts.engine import AlertEngine
+from alerts.routing import Routing
 from alerts.rules import load_rules
 from alerts.unit_kpis import UnitKpis, expand, kept
 from alerts.unit_messages import UnitCounters
+from ioc.calendar import WorkingCalendar
 from ioc.kpis import FLOWS, LEVELS, WINDOWS
+from tests.alerts.helpers import at
 
 L = {name: i for i, name in enumerate(LEVELS)}
 F = {name: i for i, name in enumerate(FLOWS)}
@@ -90,3 +95,22 @@ def test_a_kept_share_expands_to_the_same_kpis() -> None:
             derive(small["flows"]["month"], small["levels"], 1)[key]
             == derive(full["flows"]["month"], full["levels"], 1)[key]
         )
+
+
+def test_a_backlog_alert_opens_at_night_calls_at_the_office_opening_and_resolves(
+    routing: Routing, cal: WorkingCalendar
+) -> None:
+    """The sample's commune backlog rule (above 10, muted outside working
+    time) on the shares of two partitions."""
+    rules = dataclasses.replace(load_rules(), digest=None)
+    units, engine = UnitKpis(rules), AlertEngine(rules, routing, cal, at("2026-03-21T00:00"))
+    saturday, monday = at("2026-03-21T22:00"), at("2026-03-23T08:00")
+    out = engine.feed(units.apply(share(0, saturday, commune_00166=counters(6))))
+    out.extend(engine.feed(units.apply(share(1, saturday + 60, commune_00166=counters(7)))))
+    assert [type(c).__name__ for c in out.changes] == ["Opened"] and out.deliveries == []
+    out = engine.tick(monday + 3600)
+    assert {d.at for d in out.deliveries} == {monday}
+    out = engine.feed(units.apply(share(1, monday + 7200, commune_00166=counters(2))))
+    assert [(type(c).__name__, getattr(c, "how", None)) for c in out.changes] == [
+        ("Resolved", "auto")
+    ]
