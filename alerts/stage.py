@@ -1,21 +1,24 @@
-"""``ioc alerts``: the alert engine, run on the SLA transitions of the alerts
-topic, one engine per partition.
+"""``ioc alerts``: the alert engine, run on what the alerts topic carries
+(SLA transitions, units' KPI shares), one engine per partition.
 
 The worker sends the transitions of procedure partition p to alerts
-partition p, and the stages of one consumer group (``<prefix>alerts``)
-share the partitions, so each dossier's alerts have one writer. Per batch
-of a partition: decode the SLA messages, turn them into signals, feed the
-engine, and write the changes, the history, the outbox rows and the
-engine's state with the partition's next offset in one transaction
-(``alerts.store``); only then is the Kafka offset committed. On assignment
-a partition's engine is restored from its snapshot and the consumer seeks
-to the stored offset, so a batch done twice (a crash between the two
-commits, a redelivery) is done from the same state, with the same result.
+partition p, and each partition's share of a unit's KPI counters to the
+alerts partition of the unit's key (``alerts.unit_messages``); the stages
+of one consumer group (``<prefix>alerts``) share the partitions, so each
+dossier's and each unit's alerts have one writer. Per batch of a
+partition: decode the messages into signals (``alerts.stage_inputs``),
+feed the engine, and write the changes, the history, the outbox rows and
+the partition's state (the engine's, the units' shares) with its next
+offset in one transaction (``alerts.store``); only then is the Kafka offset
+committed. On assignment a partition's engine is restored from its
+snapshot and the consumer seeks to the stored offset, so a batch done
+twice (a crash between the two commits, a redelivery) is done from the
+same state, with the same result.
 
 Every second the stage ticks each engine on the injected clock (wall mode:
-the clock's time; event mode: engines keep the latest transition instant
-they saw) and applies the operators' actions waiting in ``alert_actions``.
-Digests are not produced here yet: each partition would send its own.
+the clock's time; event mode: engines keep the latest input instant they
+saw) and applies the operators' actions waiting in ``alert_actions``. The
+owner of partition 0 also makes the daily digest (``alerts.digest_job``).
 """
 
 from __future__ import annotations
@@ -34,18 +37,17 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from alerts import store
-from alerts.alert_messages import TYPE as ALERT_TYPE
 from alerts.alert_messages import alert_message
+from alerts.digest_job import DeliveryRow, digest_due, digest_rows
 from alerts.engine import AlertEngine
-from alerts.messages import sla_of
-from alerts.model import Input, Outcome
+from alerts.model import Outcome
 from alerts.records import alert_rows, delivery_rows, history_rows, public_alert
 from alerts.routing import Routing
 from alerts.rules import RuleSet
-from alerts.signals import sla_signals
-from ioc import wire
+from alerts.stage_inputs import decode_inputs
+from alerts.unit_kpis import UnitKpis
 from ioc.calendar import WorkingCalendar
-from ioc.clock import EventTimeClock, WallClock
+from ioc.clock import EventTimeClock, WallClock, to_iso
 from ioc.settings import Settings
 from ioc.topics import Topics
 from streams.kafka import Producer
@@ -64,23 +66,8 @@ class Owned:
     seqs: dict[str, int]  # the last history seq per alert the engine knows
     next_offset: int
     version: int | None
-
-
-def decode_inputs(values: Iterable[bytes | None]) -> list[Input]:
-    """The engine's inputs in a batch of alerts-topic messages: signals of
-    the SLA transitions; alert messages (the stage's own) and anything
-    unreadable are skipped."""
-    out: list[Input] = []
-    for value in values:
-        try:
-            message = wire.message(value or b"", "sla", ALERT_TYPE)
-            transitions = sla_of(message) if message["type"] == "sla" else []
-        except ValueError as exc:
-            log.warning("skipping an unreadable message on the alerts topic: %s", exc)
-            continue
-        for t in transitions:
-            out.extend(sla_signals(t.item()))
-    return out
+    units: UnitKpis  # the shares of the units whose alerts the partition holds
+    digest_at: float | None = None  # partition 0: when the next digest falls due
 
 
 class AlertStage:
@@ -93,8 +80,10 @@ class AlertStage:
         clock: WallClock | EventTimeClock,
     ) -> None:
         self.settings = settings
-        # no digests here: each partition would send its own (docs/alerts.md)
+        # the engines make no digest (each partition would send its own): the
+        # owner of partition 0 does (alerts.digest_job)
         self.rules = dataclasses.replace(rules, digest=None)
+        self.digest = rules.digest
         self.routing = routing
         self.calendar = calendar
         self.clock = clock
@@ -117,16 +106,25 @@ class AlertStage:
     def restore(self, part: int, snapshot: store.Snapshot | None) -> Owned:
         start = 0.0 if self.event_time else self.clock.now()
         engine = AlertEngine(self.rules, self.routing, self.calendar, start)
+        units = UnitKpis(self.rules)
         if snapshot is None:
-            return Owned(part, engine, {}, 0, None)
+            return Owned(part, engine, {}, 0, None, units)
         engine.restore(snapshot.state["engine"])
+        units.restore(snapshot.state.get("units", {}))
         seqs = {k: int(v) for k, v in snapshot.state.get("seqs", {}).items()}
-        return Owned(part, engine, seqs, snapshot.next_offset, snapshot.version)
+        digest_at = snapshot.state.get("digest_at")
+        return Owned(part, engine, seqs, snapshot.next_offset, snapshot.version, units, digest_at)
 
     def batch(
-        self, owned: Owned, out: Outcome, next_offset: int, applied: list[tuple[int, str]]
+        self,
+        owned: Owned,
+        out: Outcome,
+        next_offset: int,
+        applied: list[tuple[int, str]],
+        digests: list[DeliveryRow] | None = None,
     ) -> store.Batch:
-        """What to write for ``out``; advances the alerts' history seqs."""
+        """What to write for ``out`` (and a digest's rows); advances the
+        alerts' history seqs."""
         engine = owned.engine
         rows = alert_rows(out.changes, engine.find, owned.part)
         history = history_rows(out.changes, owned.seqs)
@@ -137,11 +135,16 @@ class AlertStage:
             part=owned.part,
             version=owned.version,
             next_offset=next_offset,
-            state={"engine": engine.state(), "seqs": owned.seqs},
+            state={
+                "engine": engine.state(),
+                "seqs": owned.seqs,
+                "units": owned.units.state(),
+                "digest_at": owned.digest_at,
+            },
             clock=engine.now,
             alerts=rows,
             history=history,
-            deliveries=delivery_rows(out.deliveries, by_id, self.rules),
+            deliveries=delivery_rows(out.deliveries, by_id, self.rules) + (digests or []),
             applied=applied,
         )
 
@@ -214,9 +217,9 @@ class AlertStage:
         records = [r for r in records if r.offset >= owned.next_offset]
         if not records:
             return
-        inputs = decode_inputs(r.value for r in records)
+        inputs = decode_inputs((r.value for r in records), owned.units)
         if not inputs:
-            return  # only the stage's own messages: the offset moves with the next write
+            return  # nothing for the engine: the offset moves with the next write
         out = owned.engine.feed(inputs)
         if not self.event_time:
             out.extend(owned.engine.tick(self.clock.now()))
@@ -238,6 +241,33 @@ class AlertStage:
                     raise
                 except Exception as exc:
                     self.failed(part, exc)
+        first = self.owned.get(0)
+        if self.digest is not None and first is not None:
+            try:
+                await self.make_digest(first)
+            except psycopg.OperationalError:
+                raise
+            except Exception as exc:
+                self.failed(0, exc)
+
+    async def make_digest(self, owned: Owned) -> None:
+        """The daily digest when it falls due, from every partition's open
+        alerts, written with partition 0's state (so it is made once)."""
+        assert self.conn is not None and self.digest is not None
+        now = await store.event_clock(self.conn) if self.event_time else self.clock.now()
+        if now <= 0:
+            return  # event time: no input yet
+        at, next_at = digest_due(self.calendar, self.digest, owned.digest_at, now)
+        if next_at == owned.digest_at:
+            return
+        rows = []
+        if at is not None:
+            alerts = await store.open_alerts(self.conn)
+            rows = digest_rows(alerts, self.routing, self.digest, self.calendar, at)
+            log.info("daily digest of %s: %d deliveries", to_iso(at)[:10], len(rows))
+        owned.digest_at = next_at
+        batch = self.batch(owned, Outcome(), owned.next_offset, [], rows)
+        await self.write(owned, batch, Outcome())
 
     async def run(self) -> None:
         stage = self

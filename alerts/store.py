@@ -19,6 +19,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from alerts.model import Alert
 from alerts.records import ALERT_COLUMNS, TIME_COLUMNS, is_full
 
 
@@ -170,3 +171,18 @@ async def unapplied_actions(conn: AsyncConnection[Any], parts: Sequence[int]) ->
         Action(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5] or "", float(r[6]))
         for r in await cur.fetchall()
     ]
+
+
+async def open_alerts(conn: AsyncConnection[Any]) -> list[Alert]:
+    """Every partition's open and acknowledged alerts, as its engine holds
+    them in the stored state (with what the alert rows lack, such as a
+    dossier's due time)."""
+    cur = await conn.execute("SELECT state->'engine'->'alerts' FROM alert_partitions ORDER BY part")
+    return [Alert(**item) for (items,) in await cur.fetchall() for item in items or ()]
+
+
+async def event_clock(conn: AsyncConnection[Any]) -> float:
+    """The latest event instant any partition's engine has stored (0: none yet)."""
+    cur = await conn.execute("SELECT coalesce(max(clock), 0) FROM alert_partitions")
+    row = await cur.fetchone()
+    return float(row[0]) if row else 0.0

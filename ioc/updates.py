@@ -80,7 +80,7 @@ def decode_kpi_update(raw: bytes) -> KpiUpdate:
 def _kpi_update(obj: dict[str, Any]) -> KpiUpdate:
     scopes = wire.mapping(obj, "scopes")
     for key, value in scopes.items():
-        _check_counters(value, f"scopes.{key}")
+        check_counters(value, f"scopes.{key}")
     edge = wire.mapping(obj, "edge") if "edge" in obj else {}
     return KpiUpdate(
         part=wire.integer(obj, "part"),
@@ -99,7 +99,8 @@ def _trace(obj: dict[str, Any]) -> Trace:
     )
 
 
-def _check_counters(counters: Any, where: str) -> None:
+def check_counters(counters: Any, where: str) -> None:
+    """ValueError naming the field unless ``counters`` is one scope's counters."""
     if not isinstance(counters, dict):
         raise ValueError(f"field '{where}' must be an object")
     flows = wire.mapping(counters, "flows", f"{where}.")

@@ -24,6 +24,7 @@ import orjson
 from faust.types import EventT, StreamT
 
 from alerts.messages import SlaTransition, sla_messages
+from alerts.unit_messages import is_unit, unit_messages
 from ioc.calendar import WorkingCalendar
 from ioc.clock import EventTimeClock, WallClock
 from ioc.events import DecodeError, ProcedureEvent, decode_procedure_event
@@ -32,7 +33,7 @@ from ioc.settings import Settings
 from ioc.updates import Trace, encode_kpi_update
 from streams.codec import decode_envelope, on_partition, watermark
 from streams.health import WriterHealth
-from streams.kafka import edge_time
+from streams.kafka import edge_time, partition_for
 from streams.metrics import WorkerMetrics
 from streams.processor import Drained, PartitionProcessor
 from streams.scopes import ScopeIndex
@@ -66,9 +67,10 @@ class Outgoing:
     edges: dict[str, float]  # scope -> edge time of its oldest change
     applied: float | None  # wall clock: the first of its events applied
     acks: list[Ack]
+    units: dict[str, str]  # unit -> counters (JSON), for the alert stages
 
     def worth_a_commit(self) -> bool:
-        return bool(self.acks or self.updates or _has_rows(self.drained))
+        return bool(self.acks or self.updates or self.units or _has_rows(self.drained))
 
 
 @dataclass(slots=True)
@@ -89,6 +91,9 @@ class Partition:
     applied_at: float | None = None
     # SLA transitions committed and not yet known to be with the broker
     unsent: list[SlaTransition] = field(default_factory=list)
+    # every unit's counters went to the alert stages since this owner took
+    # the partition (a stage adds up every partition's share of a unit)
+    units_sent: bool = False
 
 
 class ProcedureWorker:
@@ -328,6 +333,7 @@ class ProcedureWorker:
                 if out.applied is not None:
                     self.metrics.hop.labels("applied_to_committed").observe(committed - out.applied)
                 await self._publish(out, committed)
+                await self._send_units(out)
                 slot.unsent += out.drained.alerts
             await self._send_alerts()
 
@@ -376,6 +382,23 @@ class ProcedureWorker:
             )
             self.metrics.hop.labels("committed_to_published").observe(published - committed)
 
+    async def _send_units(self, out: Outgoing) -> None:
+        """The units' counters of a commit, each to the alerts partition of
+        its unit (``alerts.unit_messages``). Counters are levels, not
+        increments: what could not be sent goes, all of it, with a later
+        commit."""
+        n = self.settings.procedure_partitions
+        try:
+            for target, message in unit_messages(
+                out.part, out.drained.clock, out.units, lambda key: partition_for(key, n)
+            ):
+                await self._publish_alerts(message, target)
+        except Exception as exc:  # the broker is away
+            log.warning("unit counters of partition %d not sent yet: %s", out.part, exc)
+            out.slot.units_sent = False
+            return
+        out.slot.units_sent = True
+
     def _drain(self, part: int, slot: Partition, now: float) -> Outgoing:
         """What one partition commits: its drain, the KPI updates (each
         scope's counters encoded once, for kpi_latest and Kafka), and the
@@ -386,9 +409,21 @@ class ProcedureWorker:
         gap = 1 / self.settings.kpi_updates_per_second
         edges: dict[str, float] = {}
         updates = {k: orjson.dumps(v).decode() for k, v in proc.updates(now, gap, edges).items()}
+        if slot.units_sent:
+            units = {k: v for k, v in updates.items() if is_unit(k)}
+        else:
+            every = proc.all_counters()
+            units = {k: orjson.dumps(v).decode() for k, v in every.items() if is_unit(k)}
         snapshot = time.monotonic() - slot.last_snapshot >= self.settings.snapshot_interval
         out = Outgoing(
-            part, slot, proc.drain(snapshot=snapshot), updates, edges, slot.applied_at, slot.acks
+            part,
+            slot,
+            proc.drain(snapshot=snapshot),
+            updates,
+            edges,
+            slot.applied_at,
+            slot.acks,
+            units,
         )
         if slot.acks:  # else nothing of what waits is in this commit
             slot.committing_since, slot.pending_since = slot.pending_since, None

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from alerts.alert_messages import TYPE as ALERT_TYPE
 from alerts.alert_messages import alert_items
 from alerts.messages import SlaTransition, sla_of
+from alerts.unit_messages import TYPE as UNIT_TYPE
 from ioc import wire
 from ioc.feed import channel_of, kpi_view, sum_counters
 from ioc.registry import Registry
@@ -126,7 +127,9 @@ class Feed:
         fed = time.time()
         try:
             if topic == self.topics.alerts:
-                message = wire.message(value, "sla", ALERT_TYPE)
+                message = wire.message(value, "sla", ALERT_TYPE, UNIT_TYPE)
+                if message["type"] == UNIT_TYPE:
+                    return  # for the alert stage: screens get KPIs from the updates topic
                 if message["type"] == ALERT_TYPE:
                     # the alert stage's changes, for the consoles
                     for item in alert_items(message):

@@ -219,3 +219,86 @@ def test_an_event_on_another_dossiers_partition_is_refused_there() -> None:
     assert worker.partitions[0].acks == [(stream, msg)] and worker.dead_letters == 1
     assert set(proc.store.rows) == {"A", "B"}
     assert proc.stats()["events_applied"] == 3  # A's receipt, then B's and A's step
+
+
+@pytest.mark.integration
+def test_units_counters_go_to_the_alerts_partition_of_their_unit(database_url: str) -> None:
+    """All the units' counters with the first commit (a stage adds up every
+    partition's share), then those that changed; other scopes never."""
+    import json
+
+    from alerts.unit_messages import unit_counters_of
+    from ioc import wire
+    from ioc.clock import ManualClock
+    from ioc.settings import Settings
+    from streams.kafka import partition_for
+    from streams.sinks.event_ids import EventIds
+    from streams.sinks.postgres import PostgresSink
+    from streams.sinks.schema import migrate
+    from tests.streams.helpers import RECEIPT, vn, world
+
+    migrate(database_url)
+    registry, calendar = world()
+
+    def receipt(dossier: str, event_id: str) -> bytes:
+        return json.dumps(
+            {
+                **RECEIPT,
+                "schema": 1,
+                "type": "received",
+                "event_id": event_id,
+                "dossier_id": dossier,
+                "ts": "2026-03-16T09:00:00+07:00",
+            }
+        ).encode()
+
+    async def no_dead(err: Any, event: Any) -> None:
+        raise AssertionError(err)
+
+    async def run() -> tuple[list[dict[int, set[str]]], set[str]]:
+        sink, ids = PostgresSink(database_url), EventIds(database_url)
+        await sink.connect()
+        await ids.connect()
+        sent: list[tuple[bytes, int]] = []
+
+        async def publish_updates(message: bytes) -> None:
+            pass
+
+        async def publish_alerts(message: bytes, part: int) -> None:
+            sent.append((message, part))
+
+        worker = worker_app.ProcedureWorker(
+            # no rate limit on KPI updates: the second commit sends what changed
+            Settings(database_url=database_url, procedure_partitions=4, kpi_updates_per_second=1e6),
+            registry,
+            calendar,
+            ManualClock(vn("2026-03-16 10:00")),  # type: ignore[arg-type]
+            sink,
+            publish_updates,
+            publish_alerts,
+            ids,
+        )
+        await worker._load([0])
+        rounds: list[dict[int, set[str]]] = []
+        for offset, dossier in enumerate(("I", "B")):  # both on partition 0 of 4
+            sent.clear()
+            await worker.handle(Acks(), message(offset, [receipt(dossier, f"E{offset}")]), no_dead)  # type: ignore[arg-type]
+            await worker.flush()
+            got: dict[int, set[str]] = {}
+            for raw, part in sent:
+                body = wire.message(raw, "sla", "unit")
+                if body["type"] == "unit":
+                    got.setdefault(part, set()).update(unit_counters_of(body).scopes)
+            rounds.append(got)
+        every = set(worker.partitions[0].processor.all_counters())
+        await sink.close()
+        await ids.close()
+        return rounds, every
+
+    (first, second), every = asyncio.run(run())
+    units = {s for s in every if s.partition(":")[0] in ("province", "commune", "agency", "centre")}
+    assert set().union(*first.values()) == units and units != every
+    changed = set().union(*second.values())
+    assert "province" in changed and changed <= units
+    for got in (first, second):
+        assert all(partition_for(s, 4) == part for part, scopes in got.items() for s in scopes)

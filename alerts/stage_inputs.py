@@ -1,0 +1,35 @@
+"""The alert stage's inputs from a batch of alerts-topic messages: signals
+of the SLA transitions (``alerts.messages``) and of the units' KPI shares
+(``alerts.unit_messages``, added up by the partition's ``UnitKpis``).
+The stage's own alert messages and anything unreadable are skipped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from alerts.alert_messages import TYPE as ALERT_TYPE
+from alerts.messages import sla_of
+from alerts.model import Input
+from alerts.signals import sla_signals
+from alerts.unit_kpis import UnitKpis
+from alerts.unit_messages import TYPE as UNIT_TYPE
+from alerts.unit_messages import unit_counters_of
+from ioc import wire
+
+log = logging.getLogger(__name__)
+
+
+def decode_inputs(values: Iterable[bytes | None], units: UnitKpis) -> list[Input]:
+    """The engine's inputs in a batch, in order; ``units`` takes the KPI shares."""
+    out: list[Input] = []
+    for value in values:
+        try:
+            message = wire.message(value or b"", "sla", UNIT_TYPE, ALERT_TYPE)
+            if message["type"] == "sla":
+                out.extend(s for t in sla_of(message) for s in sla_signals(t.item()))
+            elif message["type"] == UNIT_TYPE:
+                out.extend(units.apply(unit_counters_of(message)))
+        except ValueError as exc:
+            log.warning("skipping an unreadable message on the alerts topic: %s", exc)
+    return out
