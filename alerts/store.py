@@ -97,11 +97,15 @@ HISTORY_SQL = (
     "INSERT INTO alert_history (alert_id, seq, at, change, detail) "
     "VALUES (%s, %s, to_timestamp(%s), %s, %s) ON CONFLICT DO NOTHING"
 )
-# next_attempt_at: now, for the notifier (decided_at may be in event time)
+# next_attempt_at: now, for the notifier (decided_at may be in event time).
+# A websocket delivery is done by this very commit: consoles read the
+# committed alert (GET /api/v1/alerts at connect) and get its change on
+# alerts/state; so it is stored as sent, and the notifier has none to send.
 DELIVERY_SQL = (
     "INSERT INTO alert_deliveries (key, alert_id, step, recipient, channel, address, payload, "
-    "decided_at, next_attempt_at) VALUES (%s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), now()) "
-    "ON CONFLICT (key) DO NOTHING"
+    "decided_at, next_attempt_at, state, sent_at) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+    "to_timestamp(%s), now(), CASE WHEN %s THEN 'sent' ELSE 'pending' END, "
+    "CASE WHEN %s THEN now() END) ON CONFLICT (key) DO NOTHING"
 )
 
 
@@ -147,7 +151,11 @@ async def write(conn: AsyncConnection[Any], batch: Batch) -> int:
                 await cur.executemany(HISTORY_SQL, [(*h[:4], Jsonb(h[4])) for h in batch.history])
             if batch.deliveries:
                 await cur.executemany(
-                    DELIVERY_SQL, [(*d[:6], Jsonb(d[6]), d[7]) for d in batch.deliveries]
+                    DELIVERY_SQL,
+                    [
+                        (*d[:6], Jsonb(d[6]), d[7], d[4] == "websocket", d[4] == "websocket")
+                        for d in batch.deliveries
+                    ],
                 )
             if batch.applied:
                 await cur.executemany(
