@@ -100,7 +100,7 @@ class AlertEngine:
 
     def handle(self, item: Input) -> Outcome:
         out = Outcome()
-        if item.at > self.now:
+        if item.at > self.now and (not isinstance(item, Signal) or item.clocked):
             self._advance(item.at, out)
             self.now = item.at
         if isinstance(item, Signal):

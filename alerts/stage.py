@@ -217,7 +217,7 @@ class AlertStage:
         records = [r for r in records if r.offset >= owned.next_offset]
         if not records:
             return
-        inputs = decode_inputs((r.value for r in records), owned.units)
+        inputs = decode_inputs((r.value for r in records), owned.units, self.event_time)
         if not inputs:
             return  # nothing for the engine: the offset moves with the next write
         out = owned.engine.feed(inputs)

@@ -5,6 +5,7 @@ The stage's own alert messages and anything unreadable are skipped."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 
@@ -20,8 +21,12 @@ from ioc import wire
 log = logging.getLogger(__name__)
 
 
-def decode_inputs(values: Iterable[bytes | None], units: UnitKpis) -> list[Input]:
-    """The engine's inputs in a batch, in order; ``units`` takes the KPI shares."""
+def decode_inputs(
+    values: Iterable[bytes | None], units: UnitKpis, event_time: bool = False
+) -> list[Input]:
+    """The engine's inputs in a batch, in order; ``units`` takes the KPI
+    shares. On ``event_time`` only the transitions move the engine's time:
+    a unit's signals are stamped with a worker's clock (``Signal.clocked``)."""
     out: list[Input] = []
     for value in values:
         try:
@@ -29,7 +34,10 @@ def decode_inputs(values: Iterable[bytes | None], units: UnitKpis) -> list[Input
             if message["type"] == "sla":
                 out.extend(s for t in sla_of(message) for s in sla_signals(t.item()))
             elif message["type"] == UNIT_TYPE:
-                out.extend(units.apply(unit_counters_of(message)))
+                signals = units.apply(unit_counters_of(message))
+                if event_time:
+                    signals = [dataclasses.replace(s, clocked=False) for s in signals]
+                out.extend(signals)
         except ValueError as exc:
             log.warning("skipping an unreadable message on the alerts topic: %s", exc)
     return out

@@ -30,6 +30,7 @@ from ioc.settings import Settings
 from ioc.topics import Topics
 from ioc.updates import encode_sensor_update
 from streams import worker_report
+from streams.catchup import Offsets
 from streams.codec import decode_envelope
 from streams.health import WriterHealth
 from streams.inbox import Inbox
@@ -124,6 +125,7 @@ def create_app(
         event_ids,
         health,
         metrics,
+        lambda part: partition_offsets(app, TP(procedures.get_topic_name(), part)),
     )
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -294,6 +296,25 @@ def with_fetch_wait(app: faust.App, seconds: float) -> None:
 
     Transport.Consumer = Consumer
     app.transport = Transport(app.conf.broker_consumer, app)
+
+
+def partition_offsets(app: faust.App, tp: TP) -> Offsets:
+    """The committed and end offsets of ``tp``, as the consumer knows them
+    (None where it does not yet), for ``streams.catchup``."""
+
+    def offsets() -> tuple[int | None, int | None]:
+        consumer = app.consumer
+        committed = getattr(consumer, "_committed_offset", {}).get(tp)
+        try:
+            end = consumer.highwater(tp)
+        except Exception:  # no fetch for it yet
+            end = None
+        return (
+            None if committed is None else int(committed),
+            None if end is None else int(end),
+        )
+
+    return offsets
 
 
 def consumer_lag(app: faust.App, topics: tuple[str, ...]) -> dict[str, int]:

@@ -90,9 +90,13 @@ class PartitionProcessor:
         clock: EventTimeClock | None = None,
         edge: float | None = None,
     ) -> int:
-        """Merge events; with an event-time ``clock`` the time moves with
-        each event; ``edge`` is when they reached the edge (for the updates'
-        latency). Returns how many changed something."""
+        """Merge events in time order, then let time pass up to ``now``.
+        Before each event the time moves to that event's (never past
+        ``now``; with an event-time ``clock``, to the clock's), so no dossier
+        is judged at a moment whose earlier events are still to be applied:
+        one finished on time is never reported overdue first, however late
+        the events come. ``edge`` is when they reached the edge (for the
+        updates' latency). Returns how many changed something."""
         if edge is not None:
             self._edge = min(self._edge, edge)
         changed = 0
@@ -101,8 +105,9 @@ class PartitionProcessor:
             if clock is not None:
                 clock.observe(ev.ts)
                 now = clock.now()
-            if now > self.now:
-                self.move(now)
+            at = now if clock is not None else min(now, ev.ts)
+            if at > self.now:
+                self.move(at)
             if store.apply(ev, self.now, self.deltas):
                 self._raw.append(ev)
                 changed += 1

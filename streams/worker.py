@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from ioc.events import DecodeError, ProcedureEvent, decode_procedure_event
 from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.updates import Trace, encode_kpi_update
+from streams.catchup import CatchUp, Offsets
 from streams.codec import decode_envelope, on_partition, watermark
 from streams.health import WriterHealth
 from streams.kafka import edge_time, partition_for
@@ -94,6 +95,11 @@ class Partition:
     # every unit's counters went to the alert stages since this owner took
     # the partition (a stage adds up every partition's share of a unit)
     units_sent: bool = False
+    # wall clock: whether it may judge at the clock's time (streams.catchup)
+    catchup: CatchUp = field(default_factory=lambda: CatchUp(None))
+    # wall clock: nothing committed yet, so its processor may start at its
+    # first event's time rather than the clock's
+    fresh: bool = False
 
 
 class ProcedureWorker:
@@ -111,7 +117,10 @@ class ProcedureWorker:
         event_ids: EventIds | None = None,
         health: WriterHealth | None = None,
         metrics: WorkerMetrics | None = None,
+        offsets: Callable[[int], Offsets] | None = None,
     ) -> None:
+        """``offsets(part)``: the committed and end offsets of a partition,
+        for a wall-clock worker to tell catching up from live."""
         self.settings = settings
         self.registry = registry
         self.calendar = calendar
@@ -130,6 +139,7 @@ class ProcedureWorker:
         self.event_ids = event_ids
         self.health = health or WriterHealth()
         self.metrics = metrics or WorkerMetrics()
+        self.offsets = offsets
         self.started = time.monotonic()
         self.last_commit: float | None = None  # monotonic
         self.dead_letters = 0
@@ -161,22 +171,19 @@ class ProcedureWorker:
             # already; the time since then passes afterwards, so SLA
             # transitions that fell due while no worker ran are sent.
             then = min(stored.clock, now) if stored.clock > 0 else now
-            proc = PartitionProcessor(
-                part,
-                self.calendar,
-                self.registry,
-                self.scopes,
-                then,
-                self.settings.at_risk_share,
-                self.settings.finished_retention_days,
-            )
+            proc = self._processor(part, then)
             later = [e for e in (_decode_stored(raw) for raw in stored.later) if e is not None]
             proc.restore(stored.snapshot, stored.seq, later)
             proc.restore_counters(stored.hourly_scopes, stored.hourly_hours, stored.hourly_values)
-            proc.move(now)
+            slot = Partition(proc, watermark)
+            if self.event_time:
+                proc.move(now)
+            else:  # the clock's time comes at a drain, once any backlog is read
+                slot.catchup = CatchUp(self.offsets(part) if self.offsets else None)
+                slot.fresh = stored.clock <= 0
             # what the last owner committed but could not send
-            unsent = await self.sink.unpublished(part)
-            self.partitions[part] = Partition(proc, watermark, unsent=unsent)
+            slot.unsent = unsent = await self.sink.unpublished(part)
+            self.partitions[part] = slot
             if unsent:
                 self._applied.set()
             log.info(
@@ -186,6 +193,17 @@ class ProcedureWorker:
                 len(later),
                 time.monotonic() - started,
             )
+
+    def _processor(self, part: int, start: float) -> PartitionProcessor:
+        return PartitionProcessor(
+            part,
+            self.calendar,
+            self.registry,
+            self.scopes,
+            start,
+            self.settings.at_risk_share,
+            self.settings.finished_retention_days,
+        )
 
     async def revoke(self, parts: set[int]) -> None:
         await self.flush(parts & set(self.partitions))
@@ -266,12 +284,21 @@ class ProcedureWorker:
             self.metrics.refused("procedure", err.reason)
         self.dead_letters += len(errors)
         self.metrics.events_in.labels("procedure").inc(len(events) + len(errors))
+        if slot.clock is None:
+            newest = max((ev.ts for ev in events), default=None)
+            slot.catchup.message(event.message.offset, newest, self.clock.now())
         if events:
             edge = edge_time(event.headers)
             if slot.clock is not None:
                 slot.processor.apply(events, 0.0, slot.clock, edge)
             else:
-                slot.processor.apply(events, self.clock.now(), edge=edge)
+                if slot.fresh:  # nothing to lose: start where its events start
+                    slot.fresh = False
+                    first = min(ev.ts for ev in events)
+                    if first < slot.processor.now:
+                        slot.processor = self._processor(event.message.partition, first)
+                judge_at = slot.catchup.judge_at(self.clock.now())
+                slot.processor.apply(events, judge_at, edge=edge)
             applied = time.time()
             if slot.applied_at is None:
                 slot.applied_at = applied
@@ -405,7 +432,7 @@ class ProcedureWorker:
         messages to acknowledge."""
         proc = slot.processor
         if not self.event_time:
-            proc.move(self.clock.now())
+            proc.move(slot.catchup.judge_at(self.clock.now()))
         gap = 1 / self.settings.kpi_updates_per_second
         edges: dict[str, float] = {}
         updates = {k: orjson.dumps(v).decode() for k, v in proc.updates(now, gap, edges).items()}

@@ -26,6 +26,12 @@ def ndjson(scenario: dict[str, Any]) -> bytes:
     return b"\n".join(json.dumps(e, ensure_ascii=False).encode() for e in events(scenario))
 
 
+def ndjson_in_time_order(scenario: dict[str, Any]) -> bytes:
+    """The events as a live system sends them: in the order they happened."""
+    ordered = sorted(events(scenario), key=lambda e: parse_instant(e["ts"]))
+    return b"\n".join(json.dumps(e, ensure_ascii=False).encode() for e in ordered)
+
+
 def same_instant(got: str | float | None, want: str | None) -> bool:
     if want is None or got is None:
         return got == want
