@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from psycopg_pool import AsyncConnectionPool
 
+from alerts.notify_batch import AttemptRecorder, AttemptStarter, Outcome
 from alerts.notify_channels import (
     Attempt,
     EmailSender,
@@ -50,7 +51,7 @@ from alerts.notify_channels import (
 from alerts.notify_config import NotifyConfig
 from alerts.notify_metrics import NotifyMetrics
 from alerts.notify_policy import CircuitBreaker, Clock, backoff_delay
-from alerts.notify_sql import CLAIM, FINISH, POSTPONE, RECORD, START
+from alerts.notify_sql import CLAIM, POSTPONE
 from alerts.tables import ensure_alert_tables_async
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,10 @@ class Notifier:
             configure=_configure,
         )
         self.endpoints: dict[str, Endpoint] = {}
-        # rows queued or being sent here, by key: a re-claim updates the lease
+        self.starter = AttemptStarter(self.pool, config.send_lease, config.batch)
+        self.recorder = AttemptRecorder(self.pool, config.batch, self._recorded)
+        # rows queued, being sent or being recorded here, by key: a re-claim
+        # updates the lease
         self.inflight: dict[str, Row] = {}
         # without an SMTP server, email rows stay pending until one is set
         self.channels = [c for c in CHANNELS if c != "email" or config.smtp.host]
@@ -133,6 +137,9 @@ class Notifier:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.starter.close(0.0)
+        # outcomes already known are stored, so those rows are not sent again
+        await self.recorder.close(self.config.grace + 5.0)
         for ep in self.endpoints.values():
             await ep.sender.close()
         self.endpoints.clear()
@@ -250,37 +257,33 @@ class Notifier:
         while True:
             row = await ep.queue.get()
             self._room.set()
+            recording = False
             try:
-                await self._deliver(ep, self.inflight.get(row.key, row))
+                recording = await self._deliver(ep, self.inflight.get(row.key, row))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # the row keeps its lease and is claimed again when it runs out
-                log.exception("delivery %s: recording failed", row.key)
+                log.exception("delivery %s: starting failed", row.key)
             finally:
-                self.inflight.pop(row.key, None)
-                self.metrics.queued.set(len(self.inflight))
-                if not self.inflight:
-                    self._idle.set()
+                if not recording:
+                    self._done_with(row.key)
 
-    async def _deliver(self, ep: Endpoint, row: Row) -> None:
+    async def _deliver(self, ep: Endpoint, row: Row) -> bool:
+        """Send ``row`` if it is still ours; True once its outcome is handed
+        to the recorder (which then lets go of the row)."""
         if not ep.breaker.allow():
             await self._postpone((row, max(ep.breaker.retry_in(), 0.1), "circuit_open"))
             self._count_open()
-            return
+            return False
         try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    START, {"lease": self.config.send_lease, "key": row.key, "lease_at": row.lease}
-                )
-                started = await cur.fetchone()
+            attempt = await self.starter.start(row)
         except BaseException:
             ep.breaker.release_trial()
             raise
-        if started is None:
+        if attempt is None:
             ep.breaker.release_trial()
-            return  # another notifier owns it now, or it is done
-        attempt = int(started[0])
+            return False  # another notifier owns it now, or it is done
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(self.config.timeout):
@@ -296,32 +299,33 @@ class Notifier:
         else:
             ep.breaker.failure()
         self._count_open()
-        await self._finish(row, attempt, result)
+        self.recorder.add(self._outcome(row, attempt, result))
+        return True
 
-    async def _finish(self, row: Row, attempt: int, result: Attempt) -> None:
-        delay = 0.0
+    def _outcome(self, row: Row, attempt: int, result: Attempt) -> Outcome:
         if result.ok:
-            state = "sent"
-        elif not result.retry or attempt >= self.config.max_attempts:
-            state = "gave_up"
-        else:
-            state = "failed"
-            delay = backoff_delay(attempt, self.config.backoff_base, self.config.backoff_max)
-        args = {
-            "key": row.key,
-            "attempt": attempt,
-            "state": state,
-            "error": result.error,
-            "delay": delay,
-            "ok": result.ok,
-            "status": result.status,
-        }
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(RECORD, args)
-            await conn.execute(FINISH, args)
-        self.metrics.outcomes.labels(state, row.channel).inc()
-        if not result.ok:
-            log.info("delivery %s attempt %d: %s (%s)", row.key, attempt, result.error, state)
+            return Outcome(row, attempt, result, "sent", 0.0)
+        if not result.retry or attempt >= self.config.max_attempts:
+            return Outcome(row, attempt, result, "gave_up", 0.0)
+        delay = backoff_delay(attempt, self.config.backoff_base, self.config.backoff_max)
+        return Outcome(row, attempt, result, "failed", delay)
+
+    def _recorded(self, batch: list[Outcome], stored: bool) -> None:
+        for o in batch:
+            self._done_with(o.row.key)
+            if not stored:
+                continue
+            self.metrics.outcomes.labels(o.state, o.row.channel).inc()
+            if not o.result.ok:
+                log.info(
+                    "delivery %s attempt %d: %s (%s)", o.row.key, o.attempt, o.result.error, o.state
+                )
+
+    def _done_with(self, key: str) -> None:
+        self.inflight.pop(key, None)
+        self.metrics.queued.set(len(self.inflight))
+        if not self.inflight:
+            self._idle.set()
 
     async def _postpone(self, *rows: tuple[Row, float, str]) -> None:
         async with self.pool.connection() as conn, conn.cursor() as cur:
