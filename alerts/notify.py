@@ -92,6 +92,8 @@ class Notifier:
             max_size=config.concurrency + 4,
             open=False,
             configure=_configure,
+            # every statement is a transaction of its own: one round trip
+            kwargs={"autocommit": True},
         )
         self.endpoints: dict[str, Endpoint] = {}
         self.starter = AttemptStarter(self.pool, config.send_lease, config.batch)
@@ -345,7 +347,6 @@ async def _configure(conn: Any) -> None:
     # row again, the case the idempotency key covers anyway. Live notifiers
     # still see each other's commits and locks at once.
     await conn.execute("SET synchronous_commit = off")
-    await conn.commit()
 
 
 async def run_notifier(settings: Any, stop: asyncio.Event | None = None) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from alerts.notify_channels import Attempt, Row
-from alerts.notify_sql import FINISH_MANY, RECORD_MANY, START_MANY
+from alerts.notify_sql import FINISH_MANY, START_MANY
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,8 +127,8 @@ class Outcome:
 
 
 class AttemptRecorder:
-    """Stores outcomes, many per transaction: one multi-row insert into
-    ``alert_delivery_attempts`` and one update of the rows. ``recorded`` is
+    """Stores outcomes, many per statement: a multi-row insert into
+    ``alert_delivery_attempts`` and an update of the rows, together. ``recorded`` is
     called with each batch once stored (or once storing failed: those rows
     keep their send lease and are sent again when it runs out)."""
 
@@ -156,8 +156,7 @@ class AttemptRecorder:
             "delays": [o.delay for o in batch],
         }
         try:
-            async with self.pool.connection() as conn, conn.transaction():
-                await conn.execute(RECORD_MANY, args)
+            async with self.pool.connection() as conn:
                 await conn.execute(FINISH_MANY, args)
         except Exception:
             log.exception(

@@ -3,9 +3,11 @@
 ``CLAIM`` takes due rows no other notifier is claiming (``SKIP LOCKED``) and
 sets their lease (``next_attempt_at`` pushed forward) in one statement.
 ``START_MANY`` begins attempts only where the lease is still the one this
-process set (compare-and-set), and renews it for the send. ``RECORD_MANY``
-and ``FINISH_MANY`` store attempts and the rows' new states together. The
-``_MANY`` statements take arrays, so one round trip serves a whole batch.
+process set (compare-and-set), and renews it for the send. ``FINISH_MANY``
+stores attempts and the rows' new states together. The ``_MANY``
+statements take arrays, so one round trip serves a whole batch; the
+notifier's connections are in autocommit, so each statement is its own
+transaction and costs one round trip.
 """
 
 CLAIM = """
@@ -29,22 +31,25 @@ FROM unnest(%(keys)s::text[], %(leases)s::timestamptz[]) AS s(key, lease_at)
 WHERE d.key = s.key AND d.next_attempt_at = s.lease_at AND d.state IN ('pending', 'failed')
 RETURNING d.key, d.attempts
 """
-# Outcomes, many at once: a row changes only if no later attempt started.
+# Outcomes, many at once, in one statement (so one round trip and one
+# commit): each attempt's row, and the delivery's new state, which changes
+# only if no later attempt was started.
 FINISH_MANY = """
+WITH f AS (
+    SELECT * FROM unnest(%(keys)s::text[], %(attempts)s::int[], %(oks)s::bool[],
+                         %(statuses)s::int[], %(errors)s::text[], %(states)s::text[],
+                         %(delays)s::float8[]) AS f(key, attempt, ok, status, error, state, delay)
+), recorded AS (
+    INSERT INTO alert_delivery_attempts (key, attempt, at, ok, status, error)
+    SELECT key, attempt, now(), ok, status, error FROM f
+    ON CONFLICT DO NOTHING
+)
 UPDATE alert_deliveries d SET state = f.state, last_error = f.error,
        sent_at = CASE WHEN f.state = 'sent' THEN now() END,
        next_attempt_at = CASE WHEN f.state = 'failed'
                               THEN now() + make_interval(secs => f.delay) END
-FROM unnest(%(keys)s::text[], %(attempts)s::int[], %(states)s::text[], %(errors)s::text[],
-            %(delays)s::float8[]) AS f(key, attempt, state, error, delay)
+FROM f
 WHERE d.key = f.key AND d.attempts = f.attempt
-"""
-RECORD_MANY = """
-INSERT INTO alert_delivery_attempts (key, attempt, at, ok, status, error)
-SELECT key, attempt, now(), ok, status, error
-FROM unnest(%(keys)s::text[], %(attempts)s::int[], %(oks)s::bool[], %(statuses)s::int[],
-            %(errors)s::text[]) AS a(key, attempt, ok, status, error)
-ON CONFLICT DO NOTHING
 """
 # Hand a claimed row back unsent (circuit open, queue full): only if still ours.
 POSTPONE = """

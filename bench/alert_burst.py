@@ -19,6 +19,7 @@ not reach in that time count as later than that.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psutil
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -102,6 +104,7 @@ def run_notifier(n: int, slow_share: float, slow_delay: float) -> None:
         proc = subprocess.Popen([sys.executable, "-m", "ioc.cli", "notify"], env=env)
         try:
             time.sleep(3)  # started and polling: the burst is what is measured
+            cpu0 = cpu_seconds(proc.pid)
             t0 = time.time()
             decided = burst(url, n, slow_share, fast.url, slow.url)
             n_fast = sum(1 for k in decided if not _is_slow(k, slow_share))
@@ -111,6 +114,7 @@ def run_notifier(n: int, slow_share: float, slow_delay: float) -> None:
                 time.sleep(0.01)
             done = max(r.at for r in fast.received)
             slow_done = len(slow.received)
+            cpu = {k: v - cpu0[k] for k, v in cpu_seconds(proc.pid).items()}
         finally:
             proc.terminate()
             proc.wait(30)
@@ -123,6 +127,32 @@ def run_notifier(n: int, slow_share: float, slow_delay: float) -> None:
             f"{total / (done - t0):.0f}/s with the {slow_done} slow ones answered by then"
         )
         print("  " + show("fast latency", lat))
+        print(
+            f"  CPU in those {done - t0:.2f} s ({os.cpu_count()} cores): "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items())
+            + f"; {1e3 * sum(cpu.values()) / total:.2f} ms per delivery in all"
+        )
+
+
+def cpu_seconds(notifier: int) -> dict[str, float]:
+    """CPU time used so far by the notifier, this process (the receivers,
+    and the insert) and PostgreSQL's processes, when it runs here; whatever
+    else the machine runs is not counted."""
+
+    def used(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return float(t.user + t.system)
+
+    pg = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] in ("postgres", "postmaster"):
+            with contextlib.suppress(psutil.Error):
+                pg += used(p)
+    return {
+        "notifier": used(psutil.Process(notifier)),
+        "receivers": used(psutil.Process()),
+        "PostgreSQL": pg,
+    }
 
 
 def _is_slow(key: str, slow_share: float) -> bool:
