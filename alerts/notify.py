@@ -50,7 +50,7 @@ from alerts.notify_channels import (
 )
 from alerts.notify_config import NotifyConfig
 from alerts.notify_metrics import NotifyMetrics
-from alerts.notify_policy import CircuitBreaker, Clock, backoff_delay
+from alerts.notify_policy import CircuitBreaker, Clock, InflightLimit, backoff_delay
 from alerts.notify_sql import CLAIM, POSTPONE
 from alerts.tables import ensure_alert_tables_async
 
@@ -64,11 +64,20 @@ class Sender(Protocol):
 
 
 class Endpoint:
-    def __init__(self, name: str, channel: str, sender: Sender, breaker: CircuitBreaker, size: int):
+    def __init__(
+        self,
+        name: str,
+        channel: str,
+        sender: Sender,
+        breaker: CircuitBreaker,
+        limit: InflightLimit,
+        size: int,
+    ):
         self.name = name
         self.channel = channel
         self.sender = sender
         self.breaker = breaker
+        self.limit = limit  # how many workers it has
         self.queue: asyncio.Queue[Row] = asyncio.Queue(size)
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -242,21 +251,31 @@ class Notifier:
         ep = self.endpoints.get(name)
         if ep is None:
             c = self.config
+            limit = InflightLimit(c.concurrency, c.max_concurrency, c.quick_answer)
             sender: Sender
             if row.channel == "email":
                 sender = EmailSender(c.smtp, c.timeout)
             else:
-                sender = WebhookSender(c.webhook_secret, c.timeout, c.concurrency)
+                sender = WebhookSender(c.webhook_secret, c.timeout, limit.high)
             breaker = CircuitBreaker(c.breaker_failures, c.breaker_cooldown, self.breaker_clock)
-            ep = self.endpoints[name] = Endpoint(name, row.channel, sender, breaker, c.queue_size)
-            ep.tasks = [
-                asyncio.create_task(self._work(ep), name=f"notify {name} #{i}")
-                for i in range(c.concurrency)
-            ]
+            ep = Endpoint(name, row.channel, sender, breaker, limit, c.queue_size)
+            self.endpoints[name] = ep
+            self._add_workers(ep)
         return ep
+
+    def _add_workers(self, ep: Endpoint) -> None:
+        while len(ep.tasks) < ep.limit.value:
+            name = f"notify {ep.name} #{len(ep.tasks)}"
+            ep.tasks.append(asyncio.create_task(self._work(ep), name=name))
 
     async def _work(self, ep: Endpoint) -> None:
         while True:
+            if len(ep.tasks) > ep.limit.value:
+                # the limit went down: this worker is one too many
+                task = asyncio.current_task()
+                if task in ep.tasks:
+                    ep.tasks.remove(task)
+                    return
             row = await ep.queue.get()
             self._room.set()
             recording = False
@@ -294,12 +313,17 @@ class Notifier:
             result = Attempt(False, None, f"timed out after {self.config.timeout:g} s")
         except Exception as exc:
             result = Attempt(False, None, describe(exc))
-        self.metrics.attempt_seconds.labels(row.channel).observe(time.perf_counter() - t0)
-        # a refusal (4xx) shows the endpoint is up: only retryable failures trip the breaker
-        if result.ok or not result.retry:
+        took = time.perf_counter() - t0
+        self.metrics.attempt_seconds.labels(row.channel).observe(took)
+        # a refusal (4xx) shows the endpoint is up: only retryable failures
+        # trip the breaker or lower the limit
+        healthy = result.ok or not result.retry
+        if healthy:
             ep.breaker.success()
         else:
             ep.breaker.failure()
+        ep.limit.answered(took, healthy, not ep.queue.empty())
+        self._add_workers(ep)
         self._count_open()
         self.recorder.add(self._outcome(row, attempt, result))
         return True
