@@ -81,7 +81,8 @@ class WebhookReceiver:
     ``delay`` seconds before answering (a slow endpoint: 30 s models one
     that hangs), then ``status``; change both while it runs. ``received``
     lists answered requests, ``started`` counts requests that arrived (so
-    ``started - len(received)`` are still waiting). Closing it releases
+    ``started - len(received)`` are still waiting; ``most_waiting`` is the
+    most that ever waited at once). Closing it releases
     waiting requests at once. Use as a context manager::
 
         with WebhookReceiver() as fast, WebhookReceiver(delay=30) as slow:
@@ -93,6 +94,7 @@ class WebhookReceiver:
         self.status = status
         self.received: list[Received] = []
         self.started = 0
+        self.most_waiting = 0
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._closing = asyncio.Event()
@@ -120,6 +122,7 @@ class WebhookReceiver:
                 body = await reader.readexactly(int(headers.get("content-length") or 0))
                 with self._lock:
                     self.started += 1
+                    self.most_waiting = max(self.most_waiting, self.started - len(self.received))
                 if self.delay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._closing.wait(), self.delay)
