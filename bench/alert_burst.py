@@ -107,6 +107,8 @@ def run_notifier(n: int, slow_share: float, slow_delay: float) -> None:
             cpu0 = cpu_seconds(proc.pid)
             t0 = time.time()
             decided = burst(url, n, slow_share, fast.url, slow.url)
+            # decided_at is the insert's start: no notifier sees a row before this
+            visible = time.time()
             n_fast = sum(1 for k in decided if not _is_slow(k, slow_share))
             while len(fast.received) < n_fast:
                 if proc.poll() is not None:
@@ -127,6 +129,7 @@ def run_notifier(n: int, slow_share: float, slow_delay: float) -> None:
             f"{total / (done - t0):.0f}/s with the {slow_done} slow ones answered by then"
         )
         print("  " + show("fast latency", lat))
+        print(f"  (the insert took {visible - t0:.2f} s of that: rows are visible once committed)")
         print(
             f"  CPU in those {done - t0:.2f} s ({os.cpu_count()} cores): "
             + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items())
