@@ -4,17 +4,18 @@ The alert stage inserts rows into ``alert_deliveries``; this process claims
 the due ones and sends them (webhook or email), recording every attempt in
 ``alert_delivery_attempts`` and the row's state.
 
-Ownership without long transactions. Claiming is one short transaction:
+Ownership without long transactions. Claiming is one short statement:
 ``SELECT ... FOR UPDATE SKIP LOCKED`` picks due rows no one else is
 claiming, and the same statement pushes their ``next_attempt_at`` forward
 (the lease), so no other notifier finds them due. Just before sending, a
-second short transaction checks that the lease is still the one this
-process set (compare-and-set) and renews it for the send; if another
-process re-claimed the row meanwhile, the check fails and nothing is sent.
-So two live notifiers never send the same row twice.
+second statement checks that the lease is still the one this process set
+(compare-and-set) and renews it for the send; if another process
+re-claimed the row meanwhile, the check fails and nothing is sent. So two
+live notifiers never send the same row twice. Those checks, and the
+recording of outcomes, go many rows per statement (``notify_batch``).
 
 The at-least-once window: a crash after the receiver accepted a request
-and before the row is marked sent leaves the row with its lease; once the
+and before its outcome is recorded leaves the row with its lease; once the
 lease runs out another notifier sends it again. Receivers drop such repeats
 by ``Idempotency-Key`` (emails by Message-ID).
 
@@ -24,6 +25,8 @@ connection pool, and its own circuit breaker. The claim skips endpoints
 whose queue has no room for a whole claim or whose circuit is open (their
 rows wait in the table); rows already queued when a circuit opens are
 handed back with ``next_attempt_at`` at the end of the cool-down, never lost.
+An endpoint that answers quickly gets more workers while rows wait for it
+(``InflightLimit``), up to ``max_concurrency``.
 
 Channel ``websocket`` is skipped: consoles get alerts from the live feed,
 which owns those rows; there is nothing to send out of band.
@@ -50,8 +53,9 @@ from alerts.notify_channels import (
 )
 from alerts.notify_config import NotifyConfig
 from alerts.notify_metrics import NotifyMetrics
-from alerts.notify_policy import CircuitBreaker, Clock, InflightLimit, backoff_delay
+from alerts.notify_policy import CircuitBreaker, Clock, InflightLimit
 from alerts.notify_sql import CLAIM, POSTPONE
+from alerts.notify_wake import listen, wait_any
 from alerts.tables import ensure_alert_tables_async
 
 log = logging.getLogger(__name__)
@@ -93,6 +97,7 @@ class Notifier:
         breaker_clock: Clock | None = None,
     ) -> None:
         self.config = config
+        self.database_url = database_url
         self.metrics = metrics or NotifyMetrics()
         self.breaker_clock = breaker_clock
         self.pool = AsyncConnectionPool(
@@ -116,6 +121,8 @@ class Notifier:
         # set by workers as they take rows: a full queue has room again
         self._room = asyncio.Event()
         self._idle = asyncio.Event()  # set when nothing is queued or sending
+        self._wake = asyncio.Event()  # set when deliveries were inserted
+        self.listening = asyncio.Event()  # while subscribed to those inserts
 
     async def __aenter__(self) -> Notifier:
         await self.pool.open(wait=True)
@@ -158,23 +165,28 @@ class Notifier:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and dispatch until ``stop`` is set."""
-        while not stop.is_set():
-            self._room.clear()
-            try:
-                claimed, full = await self.dispatch_once()
-            except Exception:
-                # the database is away: keep the process, try again shortly
-                log.exception("claiming deliveries failed")
-                claimed, full = 0, False
-            if claimed >= self.limit:
-                continue
-            if full:
-                # claim again as soon as a full queue has room, not a poll later
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._room.wait(), self.config.poll_interval)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.config.poll_interval)
+        listener = asyncio.create_task(
+            listen(self.database_url, self._wake, self.listening, self.config.poll_interval)
+        )
+        try:
+            while not stop.is_set():
+                self._room.clear()
+                self._wake.clear()
+                try:
+                    claimed, full = await self.dispatch_once()
+                except Exception:
+                    # the database is away: keep the process, try again shortly
+                    log.exception("claiming deliveries failed")
+                    claimed, full = 0, False
+                if claimed >= self.limit:
+                    continue
+                # claim again when rows are inserted, as soon as a full queue
+                # has room, or a poll later (retries coming due)
+                woken_by = (stop, self._wake, self._room) if full else (stop, self._wake)
+                await wait_any(self.config.poll_interval, *woken_by)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
 
     @property
     def limit(self) -> int:
@@ -325,16 +337,8 @@ class Notifier:
         ep.limit.answered(took, healthy, not ep.queue.empty())
         self._add_workers(ep)
         self._count_open()
-        self.recorder.add(self._outcome(row, attempt, result))
+        self.recorder.add(Outcome.of(row, attempt, result, self.config))
         return True
-
-    def _outcome(self, row: Row, attempt: int, result: Attempt) -> Outcome:
-        if result.ok:
-            return Outcome(row, attempt, result, "sent", 0.0)
-        if not result.retry or attempt >= self.config.max_attempts:
-            return Outcome(row, attempt, result, "gave_up", 0.0)
-        delay = backoff_delay(attempt, self.config.backoff_base, self.config.backoff_max)
-        return Outcome(row, attempt, result, "failed", delay)
 
     def _recorded(self, batch: list[Outcome], stored: bool) -> None:
         for o in batch:

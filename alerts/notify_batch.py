@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from alerts.notify_channels import Attempt, Row
+from alerts.notify_config import NotifyConfig
+from alerts.notify_policy import backoff_delay
 from alerts.notify_sql import FINISH_MANY, START_MANY
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,15 @@ class Outcome:
     result: Attempt
     state: str  # sent, failed or gave_up
     delay: float  # until the next attempt, when failed
+
+    @classmethod
+    def of(cls, row: Row, attempt: int, result: Attempt, config: NotifyConfig) -> Outcome:
+        if result.ok:
+            return cls(row, attempt, result, "sent", 0.0)
+        if not result.retry or attempt >= config.max_attempts:
+            return cls(row, attempt, result, "gave_up", 0.0)
+        delay = backoff_delay(attempt, config.backoff_base, config.backoff_max)
+        return cls(row, attempt, result, "failed", delay)
 
 
 class AttemptRecorder:

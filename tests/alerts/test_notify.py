@@ -267,3 +267,25 @@ def test_a_send_cut_short_is_sent_again_with_the_same_key_once_its_lease_runs_ou
         assert hook.keys() == ["k", "k"]  # the receiver drops the repeat by its key
         assert states(database_url)["k"] == ("sent", 2, None)
         assert [(a, ok) for a, ok, _, _ in attempts(database_url, "k")] == [(2, True)]
+
+
+def test_inserted_rows_wake_the_notifier_before_its_next_poll(database_url: str) -> None:
+    with WebhookReceiver() as hook:
+        insert(database_url, [("first", "webhook", hook.url)])
+
+        async def scenario() -> None:
+            notifier = Notifier(database_url, config(poll_interval=60.0))
+            async with running(notifier):
+                await until(lambda: states(database_url)["first"][0] == "sent", what="first")
+                await notifier.listening.wait()
+                # the dispatcher now waits a poll of 60 s: only the insert's
+                # notification can bring these out within the test's time
+                insert(database_url, [(f"k{i}", "webhook", hook.url) for i in range(5)])
+                await until(
+                    lambda: {s[0] for s in states(database_url).values()} == {"sent"},
+                    within=30.0,
+                    what="woken by the insert",
+                )
+
+        asyncio.run(scenario())
+        assert sorted(hook.keys()) == ["first"] + [f"k{i}" for i in range(5)]

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import psycopg
 
 from alerts.notify import Notifier
+from alerts.notify_batch import Outcome
 from alerts.notify_channels import Attempt, Row
 from alerts.notify_sql import CLAIM
 from alerts.testing import WebhookReceiver
@@ -131,7 +132,7 @@ def test_one_flush_records_success_retry_refusal_and_the_last_attempt(
             )
             for row, attempt in zip(rows, started, strict=True):
                 assert attempt is not None
-                notifier.recorder.add(notifier._outcome(row, attempt, results[row.key]))
+                notifier.recorder.add(Outcome.of(row, attempt, results[row.key], c))
             # closing stores what the recorder holds
         return notifier
 
