@@ -81,7 +81,7 @@ class Endpoint:
         self.channel = channel
         self.sender = sender
         self.breaker = breaker
-        self.limit = limit  # how many workers it has
+        self.limit = limit  # requests it may have in flight: its workers
         self.queue: asyncio.Queue[Row] = asyncio.Queue(size)
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -120,7 +120,7 @@ class Notifier:
         self._smtp_name = f"smtp://{config.smtp.host}:{config.smtp.port}"
         # set by workers as they take rows: a full queue has room again
         self._room = asyncio.Event()
-        self._idle = asyncio.Event()  # set when nothing is queued or sending
+        self._idle = asyncio.Event()  # set when nothing is queued, sending or recording
         self._wake = asyncio.Event()  # set when deliveries were inserted
         self.listening = asyncio.Event()  # while subscribed to those inserts
 
@@ -263,11 +263,13 @@ class Notifier:
         ep = self.endpoints.get(name)
         if ep is None:
             c = self.config
-            limit = InflightLimit(c.concurrency, c.max_concurrency, c.quick_answer)
             sender: Sender
             if row.channel == "email":
+                # one SMTP connection per message: a relay is not opened more of them
+                limit = InflightLimit(c.concurrency, c.concurrency, c.quick_answer)
                 sender = EmailSender(c.smtp, c.timeout)
             else:
+                limit = InflightLimit(c.concurrency, c.max_concurrency, c.quick_answer)
                 sender = WebhookSender(c.webhook_secret, c.timeout, limit.high)
             breaker = CircuitBreaker(c.breaker_failures, c.breaker_cooldown, self.breaker_clock)
             ep = Endpoint(name, row.channel, sender, breaker, limit, c.queue_size)

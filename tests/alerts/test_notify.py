@@ -289,3 +289,21 @@ def test_inserted_rows_wake_the_notifier_before_its_next_poll(database_url: str)
 
         asyncio.run(scenario())
         assert sorted(hook.keys()) == ["first"] + [f"k{i}" for i in range(5)]
+
+
+def test_stopping_lets_sends_in_flight_finish_and_stores_their_outcomes(database_url: str) -> None:
+    with WebhookReceiver(delay=0.3) as hook:
+        insert(database_url, [(f"k{i}", "webhook", hook.url) for i in range(12)])
+
+        async def scenario() -> None:
+            c = config(concurrency=3, max_concurrency=3, grace=10.0)
+            async with running(Notifier(database_url, c)):
+                await until(lambda: hook.started >= 3, what="sends in flight")
+
+        asyncio.run(scenario())
+        answered = set(hook.keys())
+        got = states(database_url)
+        assert answered and len(hook.keys()) == len(answered)
+        # answered within the grace and recorded; the queued went back untried
+        assert all(got[k] == ("sent", 1, None) for k in answered)
+        assert all(got[k] == ("pending", 0, None) for k in got.keys() - answered)
