@@ -8,8 +8,11 @@ Like 17:00, when thousands of dossiers turn overdue at once: the deliveries
 are inserted into ``alert_deliveries`` in one transaction, split between a
 fast local webhook and a slow one (it answers after ``--slow-delay`` s),
 interleaved. ``ioc notify`` (a real process, default settings) sends them.
-Reported: deliveries per second until the fast endpoint has them all, and
-the fast endpoint's latency (decided_at -> received) p50/p90/p99/max.
+Reported: deliveries per second until the fast endpoint has them all, the
+fast endpoint's latency (decided_at -> received) p50/p90/p99/max, how long
+the insert itself took (no row is visible before it commits), and the CPU
+the notifier, this process (receivers, insert) and PostgreSQL used
+meanwhile: on a small machine they share, that is what bounds a burst.
 
 The baseline in the same run: a naive sender sending due rows one by one in
 decision order (POST, mark sent), for ``--naive-seconds``; fast rows it did
