@@ -4,17 +4,18 @@ The alert stage inserts rows into ``alert_deliveries``; this process claims
 the due ones and sends them (webhook or email), recording every attempt in
 ``alert_delivery_attempts`` and the row's state.
 
-Ownership without long transactions. Claiming is one short transaction:
+Ownership without long transactions. Claiming is one short statement:
 ``SELECT ... FOR UPDATE SKIP LOCKED`` picks due rows no one else is
 claiming, and the same statement pushes their ``next_attempt_at`` forward
 (the lease), so no other notifier finds them due. Just before sending, a
-second short transaction checks that the lease is still the one this
-process set (compare-and-set) and renews it for the send; if another
-process re-claimed the row meanwhile, the check fails and nothing is sent.
-So two live notifiers never send the same row twice.
+second statement checks that the lease is still the one this process set
+(compare-and-set) and renews it for the send; if another process
+re-claimed the row meanwhile, the check fails and nothing is sent. So two
+live notifiers never send the same row twice. Those checks, and the
+recording of outcomes, go many rows per statement (``notify_batch``).
 
 The at-least-once window: a crash after the receiver accepted a request
-and before the row is marked sent leaves the row with its lease; once the
+and before its outcome is recorded leaves the row with its lease; once the
 lease runs out another notifier sends it again. Receivers drop such repeats
 by ``Idempotency-Key`` (emails by Message-ID).
 
@@ -24,6 +25,8 @@ connection pool, and its own circuit breaker. The claim skips endpoints
 whose queue has no room for a whole claim or whose circuit is open (their
 rows wait in the table); rows already queued when a circuit opens are
 handed back with ``next_attempt_at`` at the end of the cool-down, never lost.
+An endpoint that answers quickly gets more workers while rows wait for it
+(``InflightLimit``), up to ``max_concurrency``.
 
 Channel ``websocket`` is skipped: consoles get alerts from the live feed,
 which owns those rows; there is nothing to send out of band.
@@ -39,6 +42,7 @@ from typing import Any, Protocol
 
 from psycopg_pool import AsyncConnectionPool
 
+from alerts.notify_batch import AttemptRecorder, AttemptStarter, Outcome
 from alerts.notify_channels import (
     Attempt,
     EmailSender,
@@ -49,8 +53,9 @@ from alerts.notify_channels import (
 )
 from alerts.notify_config import NotifyConfig
 from alerts.notify_metrics import NotifyMetrics
-from alerts.notify_policy import CircuitBreaker, Clock, backoff_delay
-from alerts.notify_sql import CLAIM, FINISH, POSTPONE, RECORD, START
+from alerts.notify_policy import CircuitBreaker, Clock, InflightLimit
+from alerts.notify_sql import CLAIM, POSTPONE
+from alerts.notify_wake import listen, wait_any
 from alerts.tables import ensure_alert_tables_async
 
 log = logging.getLogger(__name__)
@@ -63,11 +68,20 @@ class Sender(Protocol):
 
 
 class Endpoint:
-    def __init__(self, name: str, channel: str, sender: Sender, breaker: CircuitBreaker, size: int):
+    def __init__(
+        self,
+        name: str,
+        channel: str,
+        sender: Sender,
+        breaker: CircuitBreaker,
+        limit: InflightLimit,
+        size: int,
+    ):
         self.name = name
         self.channel = channel
         self.sender = sender
         self.breaker = breaker
+        self.limit = limit  # requests it may have in flight: its workers
         self.queue: asyncio.Queue[Row] = asyncio.Queue(size)
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -83,6 +97,7 @@ class Notifier:
         breaker_clock: Clock | None = None,
     ) -> None:
         self.config = config
+        self.database_url = database_url
         self.metrics = metrics or NotifyMetrics()
         self.breaker_clock = breaker_clock
         self.pool = AsyncConnectionPool(
@@ -91,16 +106,23 @@ class Notifier:
             max_size=config.concurrency + 4,
             open=False,
             configure=_configure,
+            # every statement is a transaction of its own: one round trip
+            kwargs={"autocommit": True},
         )
         self.endpoints: dict[str, Endpoint] = {}
-        # rows queued or being sent here, by key: a re-claim updates the lease
+        self.starter = AttemptStarter(self.pool, config.send_lease, config.batch)
+        self.recorder = AttemptRecorder(self.pool, config.batch, self._recorded)
+        # rows queued, being sent or being recorded here, by key: a re-claim
+        # updates the lease
         self.inflight: dict[str, Row] = {}
         # without an SMTP server, email rows stay pending until one is set
         self.channels = [c for c in CHANNELS if c != "email" or config.smtp.host]
         self._smtp_name = f"smtp://{config.smtp.host}:{config.smtp.port}"
         # set by workers as they take rows: a full queue has room again
         self._room = asyncio.Event()
-        self._idle = asyncio.Event()  # set when nothing is queued or sending
+        self._idle = asyncio.Event()  # set when nothing is queued, sending or recording
+        self._wake = asyncio.Event()  # set when deliveries were inserted
+        self.listening = asyncio.Event()  # while subscribed to those inserts
 
     async def __aenter__(self) -> Notifier:
         await self.pool.open(wait=True)
@@ -133,6 +155,9 @@ class Notifier:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.starter.close(0.0)
+        # outcomes already known are stored, so those rows are not sent again
+        await self.recorder.close(self.config.grace + 5.0)
         for ep in self.endpoints.values():
             await ep.sender.close()
         self.endpoints.clear()
@@ -140,23 +165,28 @@ class Notifier:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and dispatch until ``stop`` is set."""
-        while not stop.is_set():
-            self._room.clear()
-            try:
-                claimed, full = await self.dispatch_once()
-            except Exception:
-                # the database is away: keep the process, try again shortly
-                log.exception("claiming deliveries failed")
-                claimed, full = 0, False
-            if claimed >= self.limit:
-                continue
-            if full:
-                # claim again as soon as a full queue has room, not a poll later
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._room.wait(), self.config.poll_interval)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.config.poll_interval)
+        listener = asyncio.create_task(
+            listen(self.database_url, self._wake, self.listening, self.config.poll_interval)
+        )
+        try:
+            while not stop.is_set():
+                self._room.clear()
+                self._wake.clear()
+                try:
+                    claimed, full = await self.dispatch_once()
+                except Exception:
+                    # the database is away: keep the process, try again shortly
+                    log.exception("claiming deliveries failed")
+                    claimed, full = 0, False
+                if claimed >= self.limit:
+                    continue
+                # claim again when rows are inserted, as soon as a full queue
+                # has room, or a poll later (retries coming due)
+                woken_by = (stop, self._wake, self._room) if full else (stop, self._wake)
+                await wait_any(self.config.poll_interval, *woken_by)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
 
     @property
     def limit(self) -> int:
@@ -235,52 +265,60 @@ class Notifier:
             c = self.config
             sender: Sender
             if row.channel == "email":
+                # one SMTP connection per message: a relay is not opened more of them
+                limit = InflightLimit(c.concurrency, c.concurrency, c.quick_answer)
                 sender = EmailSender(c.smtp, c.timeout)
             else:
-                sender = WebhookSender(c.webhook_secret, c.timeout, c.concurrency)
+                limit = InflightLimit(c.concurrency, c.max_concurrency, c.quick_answer)
+                sender = WebhookSender(c.webhook_secret, c.timeout, limit.high)
             breaker = CircuitBreaker(c.breaker_failures, c.breaker_cooldown, self.breaker_clock)
-            ep = self.endpoints[name] = Endpoint(name, row.channel, sender, breaker, c.queue_size)
-            ep.tasks = [
-                asyncio.create_task(self._work(ep), name=f"notify {name} #{i}")
-                for i in range(c.concurrency)
-            ]
+            ep = Endpoint(name, row.channel, sender, breaker, limit, c.queue_size)
+            self.endpoints[name] = ep
+            self._add_workers(ep)
         return ep
+
+    def _add_workers(self, ep: Endpoint) -> None:
+        while len(ep.tasks) < ep.limit.value:
+            name = f"notify {ep.name} #{len(ep.tasks)}"
+            ep.tasks.append(asyncio.create_task(self._work(ep), name=name))
 
     async def _work(self, ep: Endpoint) -> None:
         while True:
+            if len(ep.tasks) > ep.limit.value:
+                # the limit went down: this worker is one too many
+                task = asyncio.current_task()
+                if task in ep.tasks:
+                    ep.tasks.remove(task)
+                    return
             row = await ep.queue.get()
             self._room.set()
+            recording = False
             try:
-                await self._deliver(ep, self.inflight.get(row.key, row))
+                recording = await self._deliver(ep, self.inflight.get(row.key, row))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # the row keeps its lease and is claimed again when it runs out
-                log.exception("delivery %s: recording failed", row.key)
+                log.exception("delivery %s: starting failed", row.key)
             finally:
-                self.inflight.pop(row.key, None)
-                self.metrics.queued.set(len(self.inflight))
-                if not self.inflight:
-                    self._idle.set()
+                if not recording:
+                    self._done_with(row.key)
 
-    async def _deliver(self, ep: Endpoint, row: Row) -> None:
+    async def _deliver(self, ep: Endpoint, row: Row) -> bool:
+        """Send ``row`` if it is still ours; True once its outcome is handed
+        to the recorder (which then lets go of the row)."""
         if not ep.breaker.allow():
             await self._postpone((row, max(ep.breaker.retry_in(), 0.1), "circuit_open"))
             self._count_open()
-            return
+            return False
         try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    START, {"lease": self.config.send_lease, "key": row.key, "lease_at": row.lease}
-                )
-                started = await cur.fetchone()
+            attempt = await self.starter.start(row)
         except BaseException:
             ep.breaker.release_trial()
             raise
-        if started is None:
+        if attempt is None:
             ep.breaker.release_trial()
-            return  # another notifier owns it now, or it is done
-        attempt = int(started[0])
+            return False  # another notifier owns it now, or it is done
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(self.config.timeout):
@@ -289,39 +327,37 @@ class Notifier:
             result = Attempt(False, None, f"timed out after {self.config.timeout:g} s")
         except Exception as exc:
             result = Attempt(False, None, describe(exc))
-        self.metrics.attempt_seconds.labels(row.channel).observe(time.perf_counter() - t0)
-        # a refusal (4xx) shows the endpoint is up: only retryable failures trip the breaker
-        if result.ok or not result.retry:
+        took = time.perf_counter() - t0
+        self.metrics.attempt_seconds.labels(row.channel).observe(took)
+        # a refusal (4xx) shows the endpoint is up: only retryable failures
+        # trip the breaker or lower the limit
+        healthy = result.ok or not result.retry
+        if healthy:
             ep.breaker.success()
         else:
             ep.breaker.failure()
+        ep.limit.answered(took, healthy, not ep.queue.empty())
+        self._add_workers(ep)
         self._count_open()
-        await self._finish(row, attempt, result)
+        self.recorder.add(Outcome.of(row, attempt, result, self.config))
+        return True
 
-    async def _finish(self, row: Row, attempt: int, result: Attempt) -> None:
-        delay = 0.0
-        if result.ok:
-            state = "sent"
-        elif not result.retry or attempt >= self.config.max_attempts:
-            state = "gave_up"
-        else:
-            state = "failed"
-            delay = backoff_delay(attempt, self.config.backoff_base, self.config.backoff_max)
-        args = {
-            "key": row.key,
-            "attempt": attempt,
-            "state": state,
-            "error": result.error,
-            "delay": delay,
-            "ok": result.ok,
-            "status": result.status,
-        }
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(RECORD, args)
-            await conn.execute(FINISH, args)
-        self.metrics.outcomes.labels(state, row.channel).inc()
-        if not result.ok:
-            log.info("delivery %s attempt %d: %s (%s)", row.key, attempt, result.error, state)
+    def _recorded(self, batch: list[Outcome], stored: bool) -> None:
+        for o in batch:
+            self._done_with(o.row.key)
+            if not stored:
+                continue
+            self.metrics.outcomes.labels(o.state, o.row.channel).inc()
+            if not o.result.ok:
+                log.info(
+                    "delivery %s attempt %d: %s (%s)", o.row.key, o.attempt, o.result.error, o.state
+                )
+
+    def _done_with(self, key: str) -> None:
+        self.inflight.pop(key, None)
+        self.metrics.queued.set(len(self.inflight))
+        if not self.inflight:
+            self._idle.set()
 
     async def _postpone(self, *rows: tuple[Row, float, str]) -> None:
         async with self.pool.connection() as conn, conn.cursor() as cur:
@@ -341,7 +377,6 @@ async def _configure(conn: Any) -> None:
     # row again, the case the idempotency key covers anyway. Live notifiers
     # still see each other's commits and locks at once.
     await conn.execute("SET synchronous_commit = off")
-    await conn.commit()
 
 
 async def run_notifier(settings: Any, stop: asyncio.Event | None = None) -> None:

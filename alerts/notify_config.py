@@ -18,6 +18,9 @@ class NotifyConfig:
     breaker_failures: int = 5
     breaker_cooldown: float = 60.0
     concurrency: int = 8
+    # in flight to an endpoint that answers within ``quick_answer`` s
+    max_concurrency: int = 64
+    quick_answer: float = 0.25
     queue_size: int = 200
     batch: int = 100
     poll_interval: float = 1.0
@@ -50,6 +53,7 @@ class NotifyConfig:
             breaker_failures=s.notify_breaker_failures,
             breaker_cooldown=s.notify_breaker_cooldown,
             concurrency=s.notify_concurrency,
+            max_concurrency=s.notify_max_concurrency,
             queue_size=s.notify_queue_size,
             poll_interval=s.notify_poll_interval,
             webhook_secret=s.webhook_secret,

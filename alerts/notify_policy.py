@@ -101,3 +101,26 @@ class CircuitBreaker:
     @property
     def is_open(self) -> bool:
         return self.state != CLOSED
+
+
+class InflightLimit:
+    """How many requests an endpoint may have in flight: ``low`` to begin
+    with; one more after each quick answer (within ``quick`` s) while rows
+    wait for it, up to ``high``; halved, never below ``low``, after a slow
+    answer or a failure worth retrying. An endpoint that answers fast gets
+    the parallelism a burst needs; a slow or struggling one is not pushed
+    harder than ``low``."""
+
+    def __init__(self, low: int, high: int, quick: float) -> None:
+        self.low = max(1, low)
+        self.high = max(self.low, high)
+        self.quick = quick
+        self.value = self.low
+
+    def answered(self, seconds: float, healthy: bool, rows_waiting: bool) -> None:
+        """After an attempt: it took ``seconds``; ``healthy`` unless it
+        failed in a way worth retrying (a refusal shows the endpoint up)."""
+        if not healthy or seconds > self.quick:
+            self.value = max(self.low, self.value // 2)
+        elif rows_waiting:
+            self.value = min(self.high, self.value + 1)

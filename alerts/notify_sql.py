@@ -2,9 +2,12 @@
 
 ``CLAIM`` takes due rows no other notifier is claiming (``SKIP LOCKED``) and
 sets their lease (``next_attempt_at`` pushed forward) in one statement.
-``START`` begins an attempt only while the lease is still the one this
-process set (compare-and-set), and renews it for the send. ``RECORD`` and
-``FINISH`` store the attempt and the row's new state together.
+``START_MANY`` begins attempts only where the lease is still the one this
+process set (compare-and-set), and renews it for the send. ``FINISH_MANY``
+stores attempts and the rows' new states together. The ``_MANY``
+statements take arrays, so one round trip serves a whole batch; the
+notifier's connections are in autocommit, so each statement is its own
+transaction and costs one round trip.
 """
 
 CLAIM = """
@@ -19,24 +22,34 @@ WHERE d.key = due.key
 RETURNING d.key, d.channel, d.address, d.payload, extract(epoch FROM d.decided_at),
           d.attempts, d.next_attempt_at
 """
-# Start an attempt: only while our lease holds; counts the attempt.
-START = """
-UPDATE alert_deliveries SET attempts = attempts + 1,
+# Start attempts, many rows at once: each only while our lease holds; counts
+# the attempt and renews the lease for the send.
+START_MANY = """
+UPDATE alert_deliveries d SET attempts = d.attempts + 1,
        next_attempt_at = now() + make_interval(secs => %(lease)s)
-WHERE key = %(key)s AND next_attempt_at = %(lease_at)s AND state IN ('pending', 'failed')
-RETURNING attempts
+FROM unnest(%(keys)s::text[], %(leases)s::timestamptz[]) AS s(key, lease_at)
+WHERE d.key = s.key AND d.next_attempt_at = s.lease_at AND d.state IN ('pending', 'failed')
+RETURNING d.key, d.attempts
 """
-FINISH = """
-UPDATE alert_deliveries SET state = %(state)s, last_error = %(error)s,
-       sent_at = CASE WHEN %(state)s = 'sent' THEN now() END,
-       next_attempt_at = CASE WHEN %(state)s = 'failed'
-                              THEN now() + make_interval(secs => %(delay)s) END
-WHERE key = %(key)s AND attempts = %(attempt)s
-"""
-RECORD = """
-INSERT INTO alert_delivery_attempts (key, attempt, at, ok, status, error)
-VALUES (%(key)s, %(attempt)s, now(), %(ok)s, %(status)s, %(error)s)
-ON CONFLICT DO NOTHING
+# Outcomes, many at once, in one statement (so one round trip and one
+# commit): each attempt's row, and the delivery's new state, which changes
+# only if no later attempt was started.
+FINISH_MANY = """
+WITH f AS (
+    SELECT * FROM unnest(%(keys)s::text[], %(attempts)s::int[], %(oks)s::bool[],
+                         %(statuses)s::int[], %(errors)s::text[], %(states)s::text[],
+                         %(delays)s::float8[]) AS f(key, attempt, ok, status, error, state, delay)
+), recorded AS (
+    INSERT INTO alert_delivery_attempts (key, attempt, at, ok, status, error)
+    SELECT key, attempt, now(), ok, status, error FROM f
+    ON CONFLICT DO NOTHING
+)
+UPDATE alert_deliveries d SET state = f.state, last_error = f.error,
+       sent_at = CASE WHEN f.state = 'sent' THEN now() END,
+       next_attempt_at = CASE WHEN f.state = 'failed'
+                              THEN now() + make_interval(secs => f.delay) END
+FROM f
+WHERE d.key = f.key AND d.attempts = f.attempt
 """
 # Hand a claimed row back unsent (circuit open, queue full): only if still ours.
 POSTPONE = """

@@ -6,6 +6,8 @@ need no time column (a hypertable's unique index would).
 - ``alerts``: one row per alert, its current state.
 - ``alert_history``: every change, keyed (alert, seq).
 - ``alert_deliveries``: the outbox; the notifier sends the pending rows.
+  Inserting notifies channel ``alert_deliveries`` (one notification per
+  transaction), which wakes the notifiers.
 - ``alert_delivery_attempts``: every attempt the notifier made, keyed
   (delivery, attempt).
 - ``alert_actions``: operators' acknowledge/resolve, applied by the stage
@@ -88,6 +90,18 @@ def alert_tables() -> list[str]:
         # the notifier's claim: due rows in the order they fell due
         "CREATE INDEX IF NOT EXISTS alert_deliveries_due ON alert_deliveries "
         "(coalesce(next_attempt_at, decided_at)) WHERE state IN ('pending', 'failed')",
+        # inserts wake the notifiers (LISTEN alert_deliveries) instead of
+        # waiting for their next poll; one notification per transaction
+        """DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'alert_deliveries_wake'
+                   AND tgrelid = 'alert_deliveries'::regclass) THEN
+        CREATE OR REPLACE FUNCTION alert_deliveries_wake() RETURNS trigger
+            LANGUAGE plpgsql AS $f$
+            BEGIN PERFORM pg_notify('alert_deliveries', ''); RETURN NULL; END $f$;
+        CREATE TRIGGER alert_deliveries_wake AFTER INSERT ON alert_deliveries
+            FOR EACH STATEMENT EXECUTE FUNCTION alert_deliveries_wake();
+    END IF;
+END $$""",
         """CREATE TABLE IF NOT EXISTS alert_delivery_attempts (
     key text NOT NULL,
     attempt int NOT NULL,

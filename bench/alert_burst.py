@@ -8,8 +8,11 @@ Like 17:00, when thousands of dossiers turn overdue at once: the deliveries
 are inserted into ``alert_deliveries`` in one transaction, split between a
 fast local webhook and a slow one (it answers after ``--slow-delay`` s),
 interleaved. ``ioc notify`` (a real process, default settings) sends them.
-Reported: deliveries per second until the fast endpoint has them all, and
-the fast endpoint's latency (decided_at -> received) p50/p90/p99/max.
+Reported: deliveries per second until the fast endpoint has them all, the
+fast endpoint's latency (decided_at -> received) p50/p90/p99/max, how long
+the insert itself took (no row is visible before it commits), and the CPU
+the notifier, this process (receivers, insert) and PostgreSQL used
+meanwhile: on a small machine they share, that is what bounds a burst.
 
 The baseline in the same run: a naive sender sending due rows one by one in
 decision order (POST, mark sent), for ``--naive-seconds``; fast rows it did
@@ -19,6 +22,7 @@ not reach in that time count as later than that.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -29,6 +33,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psutil
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -102,8 +107,11 @@ def run_notifier(n: int, slow_share: float, slow_delay: float) -> None:
         proc = subprocess.Popen([sys.executable, "-m", "ioc.cli", "notify"], env=env)
         try:
             time.sleep(3)  # started and polling: the burst is what is measured
+            cpu0 = cpu_seconds(proc.pid)
             t0 = time.time()
             decided = burst(url, n, slow_share, fast.url, slow.url)
+            # decided_at is the insert's start: no notifier sees a row before this
+            visible = time.time()
             n_fast = sum(1 for k in decided if not _is_slow(k, slow_share))
             while len(fast.received) < n_fast:
                 if proc.poll() is not None:
@@ -111,6 +119,7 @@ def run_notifier(n: int, slow_share: float, slow_delay: float) -> None:
                 time.sleep(0.01)
             done = max(r.at for r in fast.received)
             slow_done = len(slow.received)
+            cpu = {k: v - cpu0[k] for k, v in cpu_seconds(proc.pid).items()}
         finally:
             proc.terminate()
             proc.wait(30)
@@ -123,6 +132,33 @@ def run_notifier(n: int, slow_share: float, slow_delay: float) -> None:
             f"{total / (done - t0):.0f}/s with the {slow_done} slow ones answered by then"
         )
         print("  " + show("fast latency", lat))
+        print(f"  (the insert took {visible - t0:.2f} s of that: rows are visible once committed)")
+        print(
+            f"  CPU in those {done - t0:.2f} s ({os.cpu_count()} cores): "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in cpu.items())
+            + f"; {1e3 * sum(cpu.values()) / total:.2f} ms per delivery in all"
+        )
+
+
+def cpu_seconds(notifier: int) -> dict[str, float]:
+    """CPU time used so far by the notifier, this process (the receivers,
+    and the insert) and PostgreSQL's processes, when it runs here; whatever
+    else the machine runs is not counted."""
+
+    def used(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return float(t.user + t.system)
+
+    pg = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] in ("postgres", "postmaster"):
+            with contextlib.suppress(psutil.Error):
+                pg += used(p)
+    return {
+        "notifier": used(psutil.Process(notifier)),
+        "receivers": used(psutil.Process()),
+        "PostgreSQL": pg,
+    }
 
 
 def _is_slow(key: str, slow_share: float) -> bool:

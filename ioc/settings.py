@@ -117,8 +117,11 @@ class Settings(BaseSettings):
     notify_backoff_max: float = Field(600.0, gt=0)
     notify_breaker_failures: int = Field(5, ge=1)
     notify_breaker_cooldown: float = Field(60.0, gt=0)
-    # Requests in flight per endpoint, and rows queued per endpoint.
+    # Requests in flight per endpoint, and rows queued per endpoint; a
+    # webhook endpoint answering within 0.25 s may have up to
+    # ``notify_max_concurrency`` in flight while rows wait for it.
     notify_concurrency: int = Field(8, ge=1, le=256)
+    notify_max_concurrency: int = Field(64, ge=1, le=1024)
     notify_queue_size: int = Field(200, ge=1)
     notify_poll_interval: float = Field(1.0, gt=0, le=60)
     notify_metrics_port: int = Field(9103, ge=0, le=65535)

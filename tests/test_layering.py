@@ -20,12 +20,14 @@ SERVER_LIBRARIES = (
     "starlette",
     "aiosmtplib",
     "httpx",
+    "aiohttp",
 )
 # The composition root wires every package together and starts the servers.
 COMPOSITION_ROOT = {"ioc/cli.py", "ioc/demo.py"}
 ADAPTERS = {
     "alerts/notify.py",
     "alerts/notify_channels.py",
+    "alerts/notify_wake.py",
     "alerts/stage.py",
     "alerts/store.py",
     "streams/app.py",

@@ -7,7 +7,7 @@ import random
 
 from alerts.notify_channels import Row, endpoint_of, message_id, render_email, sign
 from alerts.notify_channels import verify_signature as verify
-from alerts.notify_policy import CircuitBreaker, backoff_delay
+from alerts.notify_policy import CircuitBreaker, InflightLimit, backoff_delay
 from ioc.clock import ManualClock
 
 
@@ -107,3 +107,17 @@ def test_email_is_bilingual_and_its_message_id_follows_the_key() -> None:
     assert msg["Subject"] == "[IOC MAJOR] dossier-overdue: dossier:123"
     text = msg.get_content()
     assert "Cảnh báo" in text and "Alert dossier-overdue" in text
+
+
+def test_the_inflight_limit_grows_on_quick_answers_while_rows_wait_and_halves_when_slow() -> None:
+    limit = InflightLimit(low=4, high=10, quick=0.25)
+    limit.answered(0.01, healthy=True, rows_waiting=False)
+    assert limit.value == 4  # nothing waits: no need for more
+    for _ in range(20):
+        limit.answered(0.01, healthy=True, rows_waiting=True)
+    assert limit.value == 10  # bounded
+    limit.answered(0.4, healthy=True, rows_waiting=True)
+    assert limit.value == 5
+    limit.answered(0.01, healthy=False, rows_waiting=True)
+    assert limit.value == 4  # never below the configured concurrency
+    assert InflightLimit(low=8, high=2, quick=0.25).high == 8
