@@ -28,8 +28,9 @@ handed back with ``next_attempt_at`` at the end of the cool-down, never lost.
 An endpoint that answers quickly gets more workers while rows wait for it
 (``InflightLimit``), up to ``max_concurrency``.
 
-Channel ``websocket`` is skipped: consoles get alerts from the live feed,
-which owns those rows; there is nothing to send out of band.
+Channel ``websocket`` has nothing to send: the alert stage stores those
+rows as sent with the commit that decides them (consoles read the alert
+and follow ``alerts/state``).
 """
 
 from __future__ import annotations
