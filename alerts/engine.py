@@ -100,12 +100,17 @@ class AlertEngine:
 
     def handle(self, item: Input) -> Outcome:
         out = Outcome()
-        if item.at > self.now and (not isinstance(item, Signal) or item.clocked):
+        unclocked = isinstance(item, Signal) and not item.clocked
+        if unclocked:
+            self._advance_unclocked(item.at, out)
+        elif item.at > self.now:
             self._advance(item.at, out)
             self.now = item.at
         if isinstance(item, Signal):
             for rule in self.rules.for_signal(item):
                 self._judge(rule, item, out)
+        if unclocked:
+            self._advance_unclocked(item.at, out)
         elif isinstance(item, Acknowledge):
             self._acknowledge(item, out)
         elif isinstance(item, Resolve):
@@ -316,6 +321,27 @@ class AlertEngine:
                 self._fire(ident, index, step_at, out)
             else:
                 self._digests(self._digest_at, out)
+
+    def _advance_unclocked(self, until: float, out: Outcome) -> None:
+        """Fire the steps due by ``until`` of the alerts whose time comes
+        with unclocked signals (all but dossiers'), in instant order; the
+        engine's own time stays. Few: a partition's unit alerts."""
+        while True:
+            due = [
+                e
+                for e in self._steps
+                if e[0] <= until and self._pending(e) and not self._is_dossier(e[2])
+            ]
+            if not due:
+                return
+            entry = min(due)
+            self._steps.remove(entry)
+            heapq.heapify(self._steps)
+            self._fire(entry[2], entry[3], entry[0], out)
+
+    def _is_dossier(self, ident: str) -> bool:
+        alert = self.get(ident)
+        return alert is not None and alert.subject.startswith("dossier:")
 
     def _pending(self, entry: tuple[float, int, str, int]) -> bool:
         alert = self.get(entry[2])

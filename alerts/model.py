@@ -44,9 +44,10 @@ class Signal:
     due: float | None = None
     window: str | None = None
     sample: int | None = None
-    # False: judged at its instant without moving the engine's time. On event
-    # time a unit's KPI level carries its worker's clock, which runs ahead of
-    # the partition's own transitions; it must not fire their steps early.
+    # False: judged at its instant without moving the engine's time; it
+    # fires only the steps of alerts other than dossiers' due by then. On
+    # event time a unit's KPI level carries its worker's clock, which may run
+    # ahead of the partition's own transitions: it must not fire their steps.
     clocked: bool = True
 
     @property

@@ -60,13 +60,16 @@ def send_shares(bootstrap: str, topic: str, shares: list[UnitCounters], times: i
 
 
 def expected(shares: list[UnitCounters]) -> Outcome:
-    """What a pure engine decides on the shares, in order, on event time."""
+    """What a pure engine decides on the shares, in order, on event time
+    (the signals unclocked, as the stage feeds them)."""
     s = Settings()
     rules = dataclasses.replace(load_rules(s.alert_rules), digest=None)
     routing = load_routing(s.alert_routing, load_registry(s.province_file))
     engine = AlertEngine(rules, routing, load_calendar(s.calendar_file), 0.0)
     units = UnitKpis(rules)
-    return engine.feed([sig for share in shares for sig in units.apply(share)])
+    # on event time a unit's signals do not move the engine's time (as the stage)
+    signals = [sig for share in shares for sig in units.apply(share)]
+    return engine.feed([dataclasses.replace(sig, clocked=False) for sig in signals])
 
 
 def test_a_units_backlog_opens_one_alert_across_two_stages_redelivery_and_a_restart_then_resolves(

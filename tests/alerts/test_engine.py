@@ -232,3 +232,29 @@ def test_signals_of_other_kinds_or_subjects_are_ignored(
         engine.signal(Signal("aqi", "sensor:s1", at("2026-03-16T09:00"), value=400)).changes == []
     )
     assert engine.signal(Signal("noise", "area:x", at("2026-03-16T09:00"), value=400)).changes == []
+
+
+def test_unclocked_signals_fire_their_own_steps_and_leave_the_dossiers_time(
+    routing: Routing, cal: WorkingCalendar
+) -> None:
+    """On event time a unit's KPI level carries its worker's clock, ahead of
+    the partition's transitions: judged at its instant, it fires the unit
+    alert's steps, never a dossier's (whose cleared may still be on its way)."""
+    import dataclasses
+
+    run = Run(rule_set(overdue_rule(), BACKLOG), routing, cal)
+
+    def unclocked(s: Signal) -> Signal:
+        return dataclasses.replace(s, clocked=False)
+
+    opened = run.feed(overdue("D1", "2026-03-16T09:00"))
+    assert kinds(opened) == [("Opened", "2026-03-16T09:00"), ("Escalated", "2026-03-16T09:00")]
+    # a week later by a worker's clock: the backlog alert opens and escalates
+    # at its instant; the dossier's 1-working-day step (Tue 09:00) waits
+    later = run.feed(unclocked(backlog(12, "2026-03-23T09:00")))
+    assert kinds(later) == [("Opened", "2026-03-23T09:00"), ("Escalated", "2026-03-23T09:00")]
+    assert run.engine.now == at("2026-03-16T09:00")
+    # the dossier finished on Monday afternoon: no step of it ever fired
+    assert kinds(run.feed(finished("D1", "2026-03-16T15:00"))) == [("Resolved", "2026-03-16T15:00")]
+    # the partition's own time moving on fires nothing more for the unit
+    assert run.feed(Tick(at("2026-03-24T09:00"))) == []
