@@ -99,7 +99,7 @@ class AqiValue:
     sub_indices: tuple[SubIndex, ...]
 
     def sub_index(self, pollutant: Pollutant) -> SubIndex | None:
-        return next((s for s in self.sub_indices if s.pollutant is pollutant), None)
+        return next((s for s in self.sub_indices if s.pollutant == pollutant), None)
 
 
 # A sub-index with its exact value, which the rounding and the maximum use.
