@@ -68,6 +68,7 @@ class Owned:
     version: int | None
     units: UnitKpis  # the shares of the units whose alerts the partition holds
     digest_at: float | None = None  # partition 0: when the next digest falls due
+    read_to: int = 0  # the offset after the last message read, for the engine or not
 
 
 class AlertStage:
@@ -104,8 +105,9 @@ class AlertStage:
         return owned.engine.now if self.event_time else self.clock.now()
 
     def restore(self, part: int, snapshot: store.Snapshot | None) -> Owned:
-        start = 0.0 if self.event_time else self.clock.now()
-        engine = AlertEngine(self.rules, self.routing, self.calendar, start)
+        # from the start of time, not the clock's: the transitions already on
+        # the topic move it first, the clock's time comes once they are read
+        engine = AlertEngine(self.rules, self.routing, self.calendar, 0.0)
         units = UnitKpis(self.rules)
         if snapshot is None:
             return Owned(part, engine, {}, 0, None, units)
@@ -214,6 +216,8 @@ class AlertStage:
         owned = self.owned.get(part)
         if owned is None:
             return  # revoked meanwhile
+        if records:
+            owned.read_to = max(owned.read_to, records[-1].offset + 1)
         records = [r for r in records if r.offset >= owned.next_offset]
         if not records:
             return
@@ -221,9 +225,20 @@ class AlertStage:
         if not inputs:
             return  # nothing for the engine: the offset moves with the next write
         out = owned.engine.feed(inputs)
-        if not self.event_time:
+        if not self.event_time and self.caught_up(owned):
             out.extend(owned.engine.tick(self.clock.now()))
         await self.write(owned, self.batch(owned, out, records[-1].offset + 1, []), out)
+
+    def caught_up(self, owned: Owned) -> bool:
+        """Wall clock: whether the partition has read what the broker holds.
+        Ticked to the clock's time while behind (after a restart, an outage),
+        an engine would fire at once steps that a transition later in the
+        backlog, a dossier's cleared, would have stopped; so until then only
+        the transitions move its time, as on a replay."""
+        if self.consumer is None:
+            return True
+        end = self.consumer.highwater(TopicPartition(self.topic, owned.part))
+        return end is None or max(owned.read_to, owned.next_offset) >= end
 
     async def tick(self) -> None:
         """Ticks and operators' actions, for every owned partition."""
@@ -232,7 +247,7 @@ class AlertStage:
         for part, owned in list(self.owned.items()):
             mine = [a for a in actions if a.part == part]
             out, applied = self.apply_actions(owned, mine)
-            if not self.event_time:
+            if not self.event_time and self.caught_up(owned):
                 out.extend(owned.engine.tick(self.clock.now()))
             if out.changes or out.deliveries or applied:
                 try:

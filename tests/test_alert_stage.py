@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -411,3 +412,48 @@ def test_escalation_across_a_weekend_and_holidays_stops_on_ack_and_resolves_when
 
 def changes(alert: dict[str, Any]) -> list[str]:
     return [h["change"] for h in alert["history"]]
+
+
+def test_a_wall_clock_stage_reads_its_backlog_before_its_clock_moves(
+    tmp_path: Path, kafka_bootstrap: str, database_url: str
+) -> None:
+    """The stage starts three working days after a dossier fell due and was
+    finished an hour later, both transitions waiting on the topic: it sees
+    them in order, so the dossier's alert opens, calls its first step and
+    resolves; the 2-working-day step is never called, though the clock
+    stands past it."""
+    from ioc.clock import to_iso
+
+    env = ioc_env(
+        tmp_path,
+        kafka_bootstrap,
+        database_url,
+        "mqtt://127.0.0.1:1",
+        IOC_CLOCK="wall",
+        IOC_CLOCK_START=to_iso(LATER),
+        IOC_CLOCK_SPEED=0,
+    )
+    start(env, tmp_path)
+    dossier = "H01.00166-260316-000004"
+    items = [sla(dossier, "overdue", T0), sla(dossier, "cleared", T0 + 3600, T0)]
+    topic = env["IOC_TOPIC_PREFIX"] + "alerts"
+    send(kafka_bootstrap, topic, items[:1])
+    send(kafka_bootstrap, topic, items[1:])
+    want = expected(items)
+    proc = stage("alerts", env, tmp_path)
+    try:
+        wait_until("the stage", lambda: proc.output().count("ready at offset") >= PARTS, 90)
+        wait_until(
+            "the resolution",
+            lambda: query(database_url, "SELECT 1 FROM alerts WHERE state = 'resolved'"),
+            30,
+        )
+        time.sleep(2)  # ticks to the clock's time follow: they must add nothing
+    finally:
+        proc.stop()
+    history = query(database_url, "SELECT change FROM alert_history ORDER BY alert_id, seq")
+    assert [h[0] for h in history] == ["opened", "escalated", "resolved"]
+    assert [record(c)["type"] for c in want.changes] == ["opened", "escalated", "resolved"]
+    assert stored_deliveries(database_url) == {d.key for d in want.deliveries}
+    assert {int(k.split("/")[1]) for k in stored_deliveries(database_url)} == {0}
+    no_errors(proc)
