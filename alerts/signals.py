@@ -8,9 +8,14 @@
   ``ioc.kpis.derive`` gives per window) as signals for the unit rules: the
   overdue backlog (a level, the same in every window), and per window the
   on-time rate (over the dossiers to settle) and the missing apology letters.
+- ``flood_signals``: a station's flood alarm level crossing
+  (``ioc.flood.LevelCrossed``) as ``flood_level`` signals, value 0-3, for
+  the station (``sensor:<id>``) and for its area (``area:<id>``, the
+  highest level of the area's stations: the sample rules judge areas).
 
-Sensor signals (AQI, flood alarm level, sensor health) are made by the
-sensor pipeline, which does not compute them yet.
+The sensor stage that will feed these is not built yet; AQI signals are
+not made either. A rising-rate warning (``ioc.flood.RapidRise``) has no
+rule kind yet, so it makes no signal.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from alerts.model import Signal
+from ioc.flood import LevelCrossed
 
 _UNIT_FIELDS = ("commune", "agency", "centre")
 UNIT_SCOPES = ("province", "commune", "agency", "centre")
@@ -81,6 +87,21 @@ def unit_signals(view: Mapping[str, Any]) -> list[Signal]:
             )
         )
     return out
+
+
+def flood_signals(event: LevelCrossed) -> list[Signal]:
+    """The station's level, routed to its area, and the area's level."""
+    area = f"area:{event.area}"
+    return [
+        Signal(
+            "flood_level",
+            f"sensor:{event.sensor_id}",
+            event.at,
+            value=float(event.to_level),
+            units=(("area", area),),
+        ),
+        Signal("flood_level", area, event.at, value=float(event.area_level)),
+    ]
 
 
 def _number(value: Any) -> float | None:

@@ -196,8 +196,10 @@ def _station(
             if key in entry:
                 problem(f"'{key}' is for water_level stations only")
     stuck = entry.get("stuck_readings")
-    if stuck is not None and (isinstance(stuck, bool) or not isinstance(stuck, int) or stuck < 0):
-        problem("'stuck_readings' must be a whole number >= 0 (0: not judged)")
+    if stuck is not None and (
+        isinstance(stuck, bool) or not isinstance(stuck, int) or stuck < 0 or stuck == 1
+    ):
+        problem("'stuck_readings' must be 0 (not judged) or a whole number >= 2")
         stuck = None
     source = entry.get("alarm_source", "")
     if not isinstance(source, str):

@@ -195,8 +195,8 @@ def test_margin_must_be_smaller_than_the_gap_between_lines() -> None:
 
 
 def test_duplicates_and_stuck_readings() -> None:
-    assert problems_of(air(), air(stuck_readings=-1)) == [
-        "stations[1] (aq-x): 'stuck_readings' must be a whole number >= 0 (0: not judged)",
+    assert problems_of(air(), air(stuck_readings=1)) == [
+        "stations[1] (aq-x): 'stuck_readings' must be 0 (not judged) or a whole number >= 2",
         "stations[1]: duplicate sensor_id 'aq-x'",
     ]
 
