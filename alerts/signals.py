@@ -12,6 +12,9 @@
   (``ioc.flood.LevelCrossed``) as ``flood_level`` signals, value 0-3, for
   the station (``sensor:<id>``) and for its area (``area:<id>``, the
   highest level of the area's stations: the sample rules judge areas).
+- ``health_signals``: a sensor's health change
+  (``ioc.sensor_health.HealthChanged``) as a ``sensor_health`` signal,
+  value 1 while any problem is open and 0 once all have cleared.
 
 The sensor stage that will feed these is not built yet; AQI signals are
 not made either. A rising-rate warning (``ioc.flood.RapidRise``) has no
@@ -25,6 +28,7 @@ from typing import Any
 
 from alerts.model import Signal
 from ioc.flood import LevelCrossed
+from ioc.sensor_health import HealthChanged
 
 _UNIT_FIELDS = ("commune", "agency", "centre")
 UNIT_SCOPES = ("province", "commune", "agency", "centre")
@@ -101,6 +105,19 @@ def flood_signals(event: LevelCrossed) -> list[Signal]:
             units=(("area", area),),
         ),
         Signal("flood_level", area, event.at, value=float(event.area_level)),
+    ]
+
+
+def health_signals(event: HealthChanged) -> list[Signal]:
+    """1 while the sensor has any problem, 0 once it has none."""
+    return [
+        Signal(
+            "sensor_health",
+            f"sensor:{event.sensor_id}",
+            event.at,
+            value=1.0 if event.faulty else 0.0,
+            units=(("area", f"area:{event.area}"),),
+        )
     ]
 
 
