@@ -86,7 +86,9 @@ def rising_rate(readings: list[tuple[float, float]], min_span_s: float) -> float
 
 @dataclass(slots=True)
 class StationFlood:
-    """The alarm level and rising-rate warning of one water-level station."""
+    """The alarm level and rising-rate warning of one water-level station.
+    Alone it knows no other station, so its crossings give its own level as
+    ``area_level``; ``FloodWatch`` fills in the area's."""
 
     station: Station
     rate_window_s: float = RATE_WINDOW_S
