@@ -80,7 +80,10 @@ def endpoint_of(channel: str, address: str, smtp: str) -> str:
     server every email goes through."""
     if channel == "email":
         return smtp
-    parts = urlsplit(address)
+    try:
+        parts = urlsplit(address)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: its send fails for good
+        return "invalid address"
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
@@ -124,7 +127,7 @@ class WebhookSender:
                 await resp.content.read(_BODY_READ)
         except TimeoutError:
             raise  # the notifier reports it as the attempt's timeout
-        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
             # an address no retry makes valid
             return Attempt(False, None, describe(exc), retry=False)
         except (aiohttp.ClientError, OSError) as exc:

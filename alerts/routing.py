@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from alerts.config import Checker, read_toml
 from ioc.registry import Registry
@@ -112,8 +113,8 @@ def parse_routing(
         if email is not None and (email.count("@") != 1 or email.startswith("@")):
             check.add(where, f"'email' {email!r} is not an address")
         webhook = check.text(item, "webhook", where, required=False) or None
-        if webhook is not None and not webhook.startswith("https://"):
-            check.add(where, "'webhook' must be an https:// URL")
+        if webhook is not None and not _https_url(webhook):
+            check.add(where, "'webhook' must be an https:// URL with a host")
         digest = item.get("digest", False)
         if not isinstance(digest, bool):
             check.add(where, "'digest' must be true or false")
@@ -157,3 +158,12 @@ def _check_unit(unit: str, where: str, registry: Registry | None, check: Checker
     }
     if key not in tables[kind] and not (kind == "area" and key in registry.communes):
         check.add(where, f"unit {unit!r} is not in the province file")
+
+
+def _https_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.hostname)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from alerts.records import ALERT_COLUMNS, TIME_COLUMNS, public_alert
+from alerts.rules import Severity
 from ioc.clock import to_iso
 from streams.sources.http_ingest import Problem, problem_responses
 from ui_feed.queries import Reads
@@ -29,8 +31,10 @@ from ui_feed.rest import EXAMPLE_INSTANT, INSTANT, date_time, parse_time
 ACTION_WAIT = 3.0
 MAX_LIMIT = 500
 STATES = ("open", "acknowledged", "resolved")
+SEVERITIES = tuple(s.value for s in Severity)
 UNIT_KINDS = ("commune", "agency", "centre", "area", "dossier")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_COMMENT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TEXT_MAX = 100
 
 _COLUMNS = (
@@ -43,7 +47,9 @@ _NAMES = (*ALERT_COLUMNS, "updated_at")  # the order of _COLUMNS
 
 
 class ActionBody(BaseModel):
-    who: str = Field(min_length=1, max_length=100, description="the operator, as shown in history")
+    who: str = Field(
+        min_length=1, max_length=200, description="the operator, as shown in history (1..100)"
+    )
     comment: str = Field("", max_length=1000)
 
 
@@ -61,6 +67,12 @@ def _alert(row: Any, titles: Mapping[str, str]) -> dict[str, Any]:
     out["updated_at"] = _iso(raw["updated_at"])
     out["title"] = titles.get(out["rule"], "")
     return out
+
+
+def _visible(text: str) -> bool:
+    """Whether ``text`` shows anything: not only spaces and format
+    characters (zero-width spaces, joiners, direction marks)."""
+    return any(not c.isspace() and unicodedata.category(c) != "Cf" for c in text)
 
 
 def _text(value: str | None, name: str) -> str | None:
@@ -83,7 +95,9 @@ def _unit(scope: str | None) -> dict[str, str] | None:
 def _bounded(value: str | None, name: str, default: int, low: int, high: int) -> int:
     if value is None:
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    # ASCII digits only ("²" and "١٢" are digits to str.isdigit), and short
+    ok = value.isascii() and value.isdigit() and len(value) <= len(str(high))
+    if not ok or not low <= int(value) <= high:
         raise HTTPException(400, f"{name} must be an integer in {low}..{high}")
     return int(value)
 
@@ -138,6 +152,8 @@ def alerts_router(
                 raise HTTPException(400, f"state must be among {', '.join(STATES)}, by commas")
             where.append("state = ANY(%s)")
             params.append(wanted)
+        if severity is not None and severity not in SEVERITIES:
+            raise HTTPException(400, f"severity must be one of {', '.join(SEVERITIES)}")
         for column, value in (("severity", severity), ("rule", rule)):
             if _text(value, column) is not None:
                 where.append(f"{column} = %s")
@@ -227,9 +243,13 @@ def alerts_router(
             raise HTTPException(400, f"body: {exc.errors()[0]['msg']}") from None
         if _CONTROL.search(body.who):
             raise HTTPException(400, "who has no control characters")
+        if _COMMENT_CONTROL.search(body.comment):
+            raise HTTPException(400, "comment has no control characters but tab and newline")
         who = body.who.strip()
-        if not who:  # the history must say who acted
+        if not _visible(who):  # the history must say who acted
             raise HTTPException(400, "who names the operator: it is blank")
+        if len(who) > _TEXT_MAX:
+            raise HTTPException(400, f"who has at most {_TEXT_MAX} characters")
         alert = await one(alert_id)
         if alert is None:
             raise HTTPException(404, "no such alert")

@@ -104,6 +104,8 @@ def test_a_client_error_gives_up_at_once_and_429_is_retried(database_url: str) -
                 ("gone", "webhook", gone.url),
                 ("busy", "webhook", busy.url),
                 ("bad-url", "webhook", "ftp://files.example.invalid/hook"),
+                # not even a URL: it must not hold up the rows claimed with it
+                ("no-url", "webhook", "https://[::1/hooks"),
             ],
         )
 
@@ -122,6 +124,8 @@ def test_a_client_error_gives_up_at_once_and_429_is_retried(database_url: str) -
         assert [a[2] for a in attempts(database_url, "busy")] == [429, 429]
         state, n, error = got["bad-url"]
         assert (state, n) == ("gave_up", 1) and "NonHttpUrlClientError" in (error or "")
+        state, n, error = got["no-url"]
+        assert (state, n) == ("gave_up", 1) and "InvalidUrl" in (error or ""), got["no-url"]
 
 
 def test_a_server_error_is_retried_until_it_is_sent(database_url: str) -> None:

@@ -56,6 +56,8 @@ def test_every_problem_is_reported_with_its_entry(registry: Registry) -> None:
             leader("a", "district:001", 1),
             leader("b", "commune:99999", 0, email="nobody", webhook="http://x"),
             leader("c", "agency:ubnd-00166", 1, digest="yes", phone="0"),
+            leader("d", "province", 2, webhook="https://[::1/hooks"),
+            leader("e", "province", 2, webhook="https:///no-host"),
         ],
     }
     with pytest.raises(ConfigError) as err:
@@ -67,13 +69,15 @@ def test_every_problem_is_reported_with_its_entry(registry: Registry) -> None:
         "commune, agency, centre, area",
         "leaders[2]: unit 'commune:99999' is not in the province file",
         "leaders[2]: 'email' 'nobody' is not an address",
-        "leaders[2]: 'webhook' must be an https:// URL",
+        "leaders[2]: 'webhook' must be an https:// URL with a host",
         "leaders[2]: 'level' must be a whole number >= 1",
         "leaders[3]: unknown key 'phone' (known: id, unit, level, name, role, email, webhook, "
         "digest)",
         "leaders[3]: 'digest' must be true or false",
+        "leaders[4]: 'webhook' must be an https:// URL with a host",
+        "leaders[5]: 'webhook' must be an https:// URL with a host",
     ]
-    assert str(err.value).startswith("routing.toml: 9 problem(s)")
+    assert str(err.value).startswith("routing.toml: 11 problem(s)")
 
 
 def test_the_fallback_needs_leaders() -> None:

@@ -67,3 +67,60 @@ def test_states_filter_alone_and_together_and_alerts_carry_their_titles(
         assert one["title"] == "Hồ sơ quá hạn" and one["state"] == "acknowledged"
 
     with_servers(database_url, "kafka://127.0.0.1:1", check)
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ({"limit": "²"}, "limit must be an integer"),  # a digit to str.isdigit, not to int()
+        ({"limit": "١٢"}, "limit must be an integer"),  # Arabic-Indic twelve
+        ({"limit": "9" * 5000}, "limit must be an integer"),  # past int()'s digit limit
+        ({"offset": "9" * 5000}, "offset must be an integer"),
+        ({"severity": "bogus"}, "severity must be one of info, warning, major, critical"),
+    ],
+)
+def test_list_parameters_are_refused_before_the_database(
+    params: dict[str, str], reason: str
+) -> None:
+    r = call(create_app(Settings(read_token=TOKEN)), "/api/v1/alerts", **params)
+    assert r.status_code == 400 and reason in r.json()["detail"], r.text
+
+
+OPERATOR = "operator-token-0123456"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"who": "a", "comment": "\u0000"}, "comment has no control characters"),
+        ({"who": "a", "comment": "\x1b[31m"}, "comment has no control characters"),
+        ({"who": "\u200b\u200b"}, "who names the operator: it is blank"),  # zero-width spaces
+        ({"who": " \u2060 "}, "who names the operator: it is blank"),  # a word joiner
+        ({"who": "x" * 101}, "who has at most 100 characters"),
+    ],
+)
+def test_an_action_body_is_refused_before_the_database(body: dict[str, str], reason: str) -> None:
+    import asyncio
+
+    import httpx
+
+    app = create_app(Settings(read_token=TOKEN, operator_token=OPERATOR))
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ioc") as c:
+            return await c.post(
+                "/api/v1/alerts/al-1/ack",
+                json=body,
+                headers={"authorization": f"Bearer {OPERATOR}"},
+            )
+
+    r = asyncio.run(send())
+    assert r.status_code == 400 and reason in r.json()["detail"], r.text
+
+
+def test_a_name_with_spaces_around_is_measured_without_them() -> None:
+    from ui_feed.alerts_api import ActionBody
+
+    # 99 characters between two spaces: valid, the spaces are trimmed
+    assert ActionBody.model_validate({"who": " " + "x" * 99 + " "}).who.strip() == "x" * 99

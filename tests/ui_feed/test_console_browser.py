@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.processes import Process, ioc_env, wait_until
-from tests.test_alert_stage import PARTS, T0, same_partition, send, sla, start
+from tests.test_alert_stage import PARTS, T0, send, sla, start
 from tests.ui_feed.test_wall_browser import CHROMIUM, chromium, chromium_page, report
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
@@ -50,38 +51,54 @@ def feed_connected(base: str) -> bool:
     return not any(p.startswith("kafka") or p.startswith("database") for p in problems)
 
 
+class Running:
+    """The alert stage and an API on a fresh database and topics; the API
+    can be killed and started again on the same port."""
+
+    def __init__(self, tmp: Path, kafka: str, database: str) -> None:
+        self.env = ioc_env(
+            tmp,
+            kafka,
+            database,
+            "mqtt://127.0.0.1:1",
+            IOC_CLOCK="event",
+            IOC_READ_TOKEN=READ,
+            IOC_OPERATOR_TOKEN=OPERATOR,
+        )
+        start(self.env, tmp)
+        self.tmp, self.database = tmp, database
+        self.base = f"http://127.0.0.1:{self.env['IOC_API_PORT']}"
+        self.topic = self.env["IOC_TOPIC_PREFIX"] + "alerts"
+        self.stage = Process("alerts", ["alerts"], self.env, tmp / "logs")
+        self.apis: list[Process] = []
+        wait_until("the stage", lambda: self.stage.output().count("ready at offset") >= PARTS, 90)
+        self.start_api()
+
+    def start_api(self) -> None:
+        self.apis.append(Process(f"api-{len(self.apis) + 1}", ["api"], self.env, self.tmp / "logs"))
+        wait_until("the API's feed", lambda: feed_connected(self.base), 90)
+
+    def stop(self) -> None:
+        for proc in (*self.apis, self.stage):
+            proc.stop()
+        for proc in (self.apis[-1], self.stage):
+            assert "Traceback" not in proc.output(), proc.output()[-3000:]
+
+
 @pytest.fixture
-def running(tmp_path: Path, kafka_bootstrap: str, database_url: str) -> Iterator[dict[str, str]]:
+def running(tmp_path: Path, kafka_bootstrap: str, database_url: str) -> Iterator[Running]:
     assert Path(CHROMIUM).exists(), "Chromium is needed: scripts/test-servers installs it"
-    env = ioc_env(
-        tmp_path,
-        kafka_bootstrap,
-        database_url,
-        "mqtt://127.0.0.1:1",
-        IOC_CLOCK="event",
-        IOC_READ_TOKEN=READ,
-        IOC_OPERATOR_TOKEN=OPERATOR,
-    )
-    start(env, tmp_path)
-    base = f"http://127.0.0.1:{env['IOC_API_PORT']}"
-    stage = Process("alerts", ["alerts"], env, tmp_path / "logs")
-    api = Process("api", ["api"], env, tmp_path / "logs")
+    alive = Running(tmp_path, kafka_bootstrap, database_url)
     try:
-        wait_until("the stage", lambda: stage.output().count("ready at offset") >= PARTS, 90)
-        wait_until("the API's feed", lambda: feed_connected(base), 90)
-        yield {**env, "base": base}
+        yield alive
     finally:
-        api.stop()
-        stage.stop()
-    for proc in (api, stage):
-        assert "Traceback" not in proc.output(), proc.output()[-3000:]
+        alive.stop()
 
 
 def test_the_console_acknowledges_and_resolves_and_the_wall_follows(
-    running: dict[str, str], kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+    running: Running, kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = running["base"]
-    topic = running["IOC_TOPIC_PREFIX"] + "alerts"
+    base, topic = running.base, running.topic
     dossier = "H01.00166-260316-000777"
     send(kafka_bootstrap, topic, [sla(dossier, "overdue", T0)])
 
@@ -162,24 +179,80 @@ def test_the_console_acknowledges_and_resolves_and_the_wall_follows(
         )
 
 
-def test_a_wall_opened_later_lists_every_open_alert(
-    running: dict[str, str], kafka_bootstrap: str
+def stored_alerts(database: str, n: int) -> None:
+    """``n`` open alerts written as the stage writes them, for a wall to list."""
+    with psycopg.connect(database) as conn:
+        conn.execute(
+            "INSERT INTO alerts (id, rule, subject, part, state, severity, opened_at, last_seen) "
+            "SELECT 'al-bulk-' || g, 'dossier-overdue', 'dossier:BULK-' || g, 0, 'open', "
+            "'major', now() - g * interval '1 minute', now() - g * interval '1 minute' "
+            "FROM generate_series(1, %s) g",
+            (n,),
+        )
+
+
+def test_a_wall_lists_every_active_alert_and_drops_one_resolved_while_it_was_away(
+    running: Running, kafka_bootstrap: str
 ) -> None:
-    """A wall started after the alerts opened lists each of them once (from
-    GET /api/v1/alerts and the hub's channel, merged)."""
-    base = running["base"]
-    topic = running["IOC_TOPIC_PREFIX"] + "alerts"
-    first = "H01.00166-260316-000900"
-    dossiers = [first] + [same_partition(first, f"H01.00166-260316-09{i:02d}") for i in range(4)]
-    send(kafka_bootstrap, topic, [sla(d, "overdue", T0 + 60 * i) for i, d in enumerate(dossiers)])
+    """More active alerts than one REST page holds, all on the wall; a
+    resolution its API never heard of (made while the API was down) is
+    gone from the wall once it is back, even for a wall that stayed open;
+    and a re-opened alert (its count up, its state back to open) shows."""
+    send(kafka_bootstrap, running.topic, [sla("H01.00166-260316-000901", "overdue", T0)])
     headers = {"Authorization": f"Bearer {READ}"}
     wait_until(
-        "five alerts",
-        lambda: len(httpx.get(f"{base}/api/v1/alerts", headers=headers).json()["alerts"]) == 5,
-        60,
+        "the stage's alert",
+        lambda: httpx.get(f"{running.base}/api/v1/alerts", headers=headers).json()["alerts"],
     )
-    with chromium_page(f"{base}/?token={READ}") as wall:
+    stored_alerts(running.database, 520)
+    with chromium() as open_page:
+        wall = open_page(f"{running.base}/?token={READ}")
         wall.wait_for_function(
-            "() => document.querySelectorAll('[data-testid=\"open-alert\"]').length === 5"
+            "() => document.querySelector('[data-testid=\"open-alert-count\"]')"
+            ".textContent.startsWith('521')"
         )
-        assert "5" in wall.locator('[data-testid="open-alert-count"]').inner_text()
+        assert len(wall.locator('[data-testid="open-alert"]').all()) == 12  # the panel's room
+
+        # resolved while no API ran: no change reached any feed
+        running.apis[-1].kill()
+        with psycopg.connect(running.database) as conn:
+            conn.execute("UPDATE alerts SET state = 'resolved' WHERE id = 'al-bulk-1'")
+        running.start_api()
+        wall.wait_for_function(
+            "() => document.querySelector('[data-testid=\"open-alert-count\"]')"
+            ".textContent.startsWith('520')"
+        )
+        assert wall.locator('[data-alert-id="al-bulk-1"]').count() == 0
+
+        # re-opened (as the engine does: same id, count up, open again)
+        with psycopg.connect(running.database) as conn:
+            conn.execute("UPDATE alerts SET state = 'open', count = 2 WHERE id = 'al-bulk-1'")
+        wall.reload()  # a reload reads again, over the copy it kept
+        wall.wait_for_function(
+            "() => document.querySelector('[data-testid=\"open-alert-count\"]')"
+            ".textContent.startsWith('521')"
+        )
+
+
+def test_copies_of_one_alert_are_ordered_by_its_life(running: Running) -> None:
+    """The merge rule of ui_feed/static/alerts.js, in the browser that runs it."""
+    with chromium() as open_page:
+        page = open_page(f"{running.base}/?token={READ}")
+        got = page.evaluate(
+            """() => {
+              const A = window.IocAlerts, m = new Map();
+              const base = {id: "a", count: 1, step: 1, last_seen: "2026-03-16T09:00:00+07:00"};
+              const seen = [];
+              for (const copy of [
+                {...base, state: "open"},
+                {...base, state: "acknowledged"},
+                {...base, state: "open"},                 // older: refused
+                {...base, state: "resolved"},
+                {...base, state: "acknowledged"},         // older: refused
+                {...base, state: "open", count: 2},       // re-opened: taken
+                {...base, state: "resolved"},             // the first life: refused
+              ]) seen.push(A.merge(m, copy) ? m.get("a").state + m.get("a").count : "-");
+              return seen;
+            }"""
+        )
+    assert got == ["open1", "acknowledged1", "-", "resolved1", "-", "open2", "-"]

@@ -25,11 +25,13 @@
 
   const n = (v) => (typeof v === "number" && isFinite(v) ? v : 0);
 
-  // Every part only grows over an alert's life (its state moves forward,
-  // count, steps and last_seen increase), so the copy that is larger in
-  // order is the newer or the same.
+  // The count only grows (a repeat or a re-opening adds one); between two
+  // counts the state only moves forward (open, acknowledged, resolved), and
+  // steps, last_seen and peak only grow. So the copy larger in this order is
+  // the newer or the same, a re-opened alert's (count up, state back to
+  // open) included.
   function version(a) {
-    return [STATE_RANK[a.state] || 0, n(a.count), n(a.step), Date.parse(a.last_seen) || 0, n(a.peak)];
+    return [n(a.count), STATE_RANK[a.state] || 0, n(a.step), Date.parse(a.last_seen) || 0, n(a.peak)];
   }
 
   function isNewer(a, b) {

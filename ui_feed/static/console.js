@@ -298,7 +298,11 @@
     url.search = token() ? "?token=" + encodeURIComponent(token()) : "";
     const ws = new WebSocket(url.href);
     socket = ws;
-    ws.onopen = () => ws.send(JSON.stringify({ op: "subscribe", channels: ["alerts/state"] }));
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ op: "subscribe", channels: ["alerts/state"] }));
+      link("live", "● Trực tuyến · Live");
+      if (attempt) load(); // back after a break: changes may have been missed
+    };
     ws.onmessage = (ev) => {
       attempt = 0;
       link("live", "● Trực tuyến · Live");

@@ -311,21 +311,41 @@
     return li;
   }
 
-  // The alert stage's open and acknowledged alerts, from the REST read: the
-  // hub's channel holds only the latest changes, not every open alert.
+  // The alert stage's open and acknowledged alerts, every page of them, from
+  // the REST read: the hub's channel holds only the latest changes, and
+  // misses those made while this API was away. What the read no longer
+  // lists was resolved meanwhile, unless the channel said more since.
+  const OPEN_PAGES = 40; // of 500: a wall shows the first dozen anyway
+  let touchedSinceRead = null; // ids the channel changed while the read ran
+
   async function loadOpenAlerts() {
     const A = window.IocAlerts;
+    const listed = new Map();
+    touchedSinceRead = new Set();
     try {
-      const answer = await fetch("api/v1/alerts?state=open,acknowledged&limit=500", {
-        headers: A.authHeaders(A.tokenFromAddress()),
-        cache: "no-store",
-      });
-      if (!answer.ok) return;
-      const body = await answer.json();
-      for (const a of body.alerts || []) A.merge(state.openAlerts, a);
+      let offset = 0;
+      for (let page = 0; page < OPEN_PAGES && offset !== null; page++) {
+        const answer = await fetch(`api/v1/alerts?state=open,acknowledged&limit=500&offset=${offset}`, {
+          headers: A.authHeaders(A.tokenFromAddress()),
+          cache: "no-store",
+        });
+        if (!answer.ok) return;
+        const body = await answer.json();
+        for (const a of body.alerts || []) listed.set(a.id, a);
+        offset = Number.isInteger(body.next_offset) ? body.next_offset : null;
+      }
+      for (const a of listed.values()) A.merge(state.openAlerts, a);
+      for (const [id, a] of state.openAlerts) {
+        // kept as resolved, so an older copy in a snapshot cannot bring it back
+        if (a.state !== "resolved" && !listed.has(id) && !touchedSinceRead.has(id)) {
+          state.openAlerts.set(id, { ...a, state: "resolved" });
+        }
+      }
       schedule("open");
     } catch (e) {
       // offline or the API away: the websocket's reconnect calls again
+    } finally {
+      touchedSinceRead = null;
     }
   }
 
@@ -560,7 +580,10 @@
     } else if (channel === "alerts/state") {
       const items = msg.type === "snapshot" ? data : [data];
       if (!Array.isArray(items)) return;
-      for (const item of items) if (isObject(item)) window.IocAlerts.merge(state.openAlerts, item.alert);
+      for (const item of items) {
+        if (!isObject(item) || !window.IocAlerts.merge(state.openAlerts, item.alert)) continue;
+        if (touchedSinceRead) touchedSinceRead.add(item.alert.id);
+      }
       schedule("open");
     } else if (channel === "sensors") {
       if (!isObject(data) || !Array.isArray(data.readings) || !data.readings.length) return;
