@@ -112,7 +112,7 @@ def stored_deliveries(url: str) -> set[str]:
 
 
 def digests(url: str) -> set[str]:
-    return {r[0] for r in query(url, "SELECT key FROM alert_deliveries WHERE key LIKE 'digest:%'")}
+    return {r[0] for r in query(url, "SELECT key FROM alert_deliveries WHERE key LIKE 'digest:%%'")}
 
 
 def start(env: dict[str, str], tmp: Path) -> None:
