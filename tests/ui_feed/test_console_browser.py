@@ -40,7 +40,19 @@ def console_row(page: Any, ident: str) -> Any:
 
 
 def act(page: Any, ident: str, kind: str, comment: str) -> None:
-    console_row(page, ident).locator(f'[data-testid="{kind}"]').click()
+    """Click the row's button, comment in the dialog it opens, confirm."""
+    from playwright.sync_api import TimeoutError as NotYet
+
+    page.wait_for_load_state("networkidle")  # no page read about to redraw the rows
+    dialog = page.locator('[data-testid="action-dialog"]')
+    for _ in range(3):
+        console_row(page, ident).locator(f'[data-testid="{kind}"]').click()
+        try:
+            dialog.wait_for(state="visible", timeout=10_000)
+            break
+        except NotYet:
+            said = page.locator('[data-testid="message"]').inner_text()
+            print(f"the {kind} dialog did not open (the page says {said!r}); clicking again")
     page.fill('[data-testid="action-comment"]', comment)
     page.click('[data-testid="action-confirm"]')
 
