@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from ioc.events import SENSOR_MEASURES
-from ioc.registry import Registry
+from ioc.registry import Registry, RegistryError
 
 SAMPLE_STATIONS = Path(__file__).parent / "data" / "stations-01-ha-noi.toml"
 
@@ -60,14 +60,9 @@ _MEASURE_KEYS = frozenset(("unit", "min", "max"))
 Problem = Callable[[str], None]
 
 
-class StationsError(ValueError):
-    """A stations file that cannot be used; ``problems`` lists each reason."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
+class StationsError(RegistryError):
+    """A stations file that cannot be used; ``problems`` lists each reason
+    (reported as the province file's are)."""
 
 
 @dataclass(frozen=True, slots=True)
