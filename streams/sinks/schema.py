@@ -162,6 +162,42 @@ def tables() -> list[str]:
         "CREATE UNIQUE INDEX IF NOT EXISTS sensor_readings_event_id "
         "ON sensor_readings (event_id, ts)",
         "CREATE INDEX IF NOT EXISTS sensor_readings_sensor ON sensor_readings (sensor_id, ts DESC)",
+        # The sensor stage's view of each sensor (its last reading, windows, AQI,
+        # flood level, health: docs/sensors.md, "Status"), rewritten by the
+        # commit that changes it; ``part`` is the sensor partition that owns it.
+        """CREATE TABLE IF NOT EXISTS sensor_status (
+    sensor_id text PRIMARY KEY,
+    area text NOT NULL,
+    kind text NOT NULL,
+    part smallint NOT NULL,
+    ts timestamptz NOT NULL,
+    status jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)""",
+        "CREATE INDEX IF NOT EXISTS sensor_status_part ON sensor_status (part)",
+        # Hourly index values per station and scale, labelled by the hour's end
+        # (a value for 01:00 covers 00:00-01:00); recomputed when a late reading
+        # changes its hour. No row is "no data".
+        """CREATE TABLE IF NOT EXISTS sensor_aqi (
+    hour timestamptz NOT NULL,
+    sensor_id text NOT NULL,
+    area text NOT NULL,
+    scale text NOT NULL,
+    aqi smallint NOT NULL,
+    band text NOT NULL,
+    dominant text NOT NULL,
+    detail jsonb NOT NULL
+)""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS sensor_aqi_key ON sensor_aqi (sensor_id, scale, hour)",
+        # Per sensor partition: the next Kafka offset its state covers, and the
+        # state that is not rebuilt from the stored readings (flood levels,
+        # health, signals not yet sent), written in the same transaction.
+        """CREATE TABLE IF NOT EXISTS sensor_partitions (
+    part smallint PRIMARY KEY,
+    next_offset bigint NOT NULL,
+    state jsonb NOT NULL,
+    saved_at timestamptz NOT NULL DEFAULT now()
+)""",
         # The first event to use each event id (docs/interfaces.md, "Event
         # ids"): a later event with the same id and other content is refused.
         # A plain table on TimescaleDB too, because a hypertable's unique
@@ -231,6 +267,7 @@ HYPERTABLES = (
     ("kpi_points", "minute", "1 day", "scope_id, part", "minute DESC", "7 days", "400 days"),
     ("sla_transitions", "at", "30 days", "", "at DESC", "90 days", None),
     ("sensor_readings", "ts", "1 day", "sensor_id", "ts DESC, event_id", "7 days", "730 days"),
+    ("sensor_aqi", "hour", "30 days", "sensor_id, scale", "hour DESC", "90 days", None),
     ("dead_letters", "received_at", "7 days", "source", "received_at DESC", "30 days", "90 days"),
 )
 
