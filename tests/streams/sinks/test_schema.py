@@ -101,6 +101,7 @@ def test_migrate_twice_builds_what_the_server_offers(
             "kpi_points",
             "sla_transitions",
             "sensor_readings",
+            "sensor_aqi",
             "dead_letters",
         }
         assert conn.execute(
@@ -118,7 +119,7 @@ def test_migrate_twice_builds_what_the_server_offers(
             "sensor_readings",
             "dead_letters",
         }
-        assert len([p for p, _, _ in jobs if p == "policy_compression"]) == 6
+        assert len([p for p, _, _ in jobs if p == "policy_compression"]) == 7
 
 
 def test_the_timescaledb_path_uses_the_current_api() -> None:
