@@ -18,11 +18,14 @@ several workers add up exactly. ``trace`` holds the wall-clock times the
 message's changes passed the worker's stages; ``edge``, per scope, when
 its oldest change reached the edge (HTTP ingest, MQTT bridge).
 
-**Sensor updates**, every half second when something changed: the newest
-reading of each changed sensor::
+**Sensor updates**, from the sensor stage after each commit that changed
+sensors, at most 200 sensors a message: each changed sensor's newest
+reading and its status (docs/sensors.md, "Status": ``known``,
+``windows``, ``aqi``, ``flood``, ``health``, passed through as given)::
 
     {"type": "sensor", "readings": [{"sensor_id": ..., "area": ..., "kind": ...,
-                                     "ts": <epoch s>, "values": {...}}, ...]}
+                                     "ts": <epoch s>, "values": {...},
+                                     "known": true, "windows": {...}, ...}, ...]}
 """
 
 from __future__ import annotations
@@ -126,9 +129,12 @@ class LatestReading:
     kind: str
     ts: float  # epoch seconds
     values: dict[str, float]
+    # the stage's status fields (docs/sensors.md, "Status"), as given
+    status: dict[str, Any] = field(default_factory=dict)
 
     def item(self) -> dict[str, Any]:
         return {
+            **self.status,
             "sensor_id": self.sensor_id,
             "area": self.area,
             "kind": self.kind,
@@ -162,7 +168,11 @@ def _reading(item: Any, where: str) -> LatestReading:
         kind=wire.text(item, "kind", where),
         ts=wire.number(item, "ts", where),
         values={name: wire.number(values, name, f"{where}values.") for name in values},
+        status={k: v for k, v in item.items() if k not in _READING_FIELDS},
     )
+
+
+_READING_FIELDS = frozenset(("sensor_id", "area", "kind", "ts", "values"))
 
 
 def decode_update(raw: bytes) -> KpiUpdate | list[LatestReading]:
