@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     province_file: Path = PACKAGE_DATA / "province-01-ha-noi.toml"
     calendar_file: Path = PACKAGE_DATA / "calendar-01-ha-noi.toml"
+    stations_file: Path = PACKAGE_DATA / "stations-01-ha-noi.toml"
     scorecard_file: Path = PACKAGE_DATA / "scorecard-766.toml"
     # The alert stage (``ioc alerts``): its rules, and who hears of an alert.
     alert_rules: Path = PACKAGE_DATA / "alert-rules-01-ha-noi.toml"
