@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from alerts.alert_messages import TYPE as ALERT_TYPE
 from alerts.alert_messages import alert_items
 from alerts.messages import SlaTransition, sla_of
+from alerts.signal_messages import TYPE as SIGNAL_TYPE
 from alerts.unit_messages import TYPE as UNIT_TYPE
 from ioc import wire
 from ioc.feed import channel_of, kpi_view, sum_counters
@@ -127,9 +128,9 @@ class Feed:
         fed = time.time()
         try:
             if topic == self.topics.alerts:
-                message = wire.message(value, "sla", ALERT_TYPE, UNIT_TYPE)
-                if message["type"] == UNIT_TYPE:
-                    return  # for the alert stage: screens get KPIs from the updates topic
+                message = wire.message(value, "sla", ALERT_TYPE, UNIT_TYPE, SIGNAL_TYPE)
+                if message["type"] in (UNIT_TYPE, SIGNAL_TYPE):
+                    return  # for the alert stage: screens get KPIs and sensors from updates
                 if message["type"] == ALERT_TYPE:
                     # the alert stage's changes, for the consoles
                     for item in alert_items(message):
