@@ -5,8 +5,9 @@ Agents stay thin. The procedure agent hands each message (an NDJSON
 envelope) to the ``ProcedureWorker``, which sends bad lines to the
 dead-letter topic with their reason and merges the rest into the processor
 of the message's partition. A timer flushes every processor into PostgreSQL,
-then acknowledges the messages that flush covered. Sensor readings are
-written as they come; dead letters are stored in batches.
+then acknowledges the messages that flush covered. The sensor agent does
+the same with the ``SensorWorker`` (``streams.sensor_worker``); dead
+letters are stored in batches.
 """
 
 from __future__ import annotations
@@ -24,22 +25,22 @@ from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP, EventT, StreamT
 
 from ioc.calendar import WorkingCalendar
-from ioc.events import DecodeError, decode_sensor_reading
+from ioc.events import DecodeError
 from ioc.registry import Registry
 from ioc.settings import Settings
+from ioc.stations import load_stations
 from ioc.topics import Topics
-from ioc.updates import encode_sensor_update
 from streams import worker_report
 from streams.catchup import Offsets
-from streams.codec import decode_envelope
 from streams.health import WriterHealth
 from streams.inbox import Inbox
 from streams.metrics import WorkerMetrics
-from streams.sensors import LatestReadings
+from streams.sensor_worker import SensorWorker
 from streams.sinks.event_ids import EventIds
 from streams.sinks.heartbeats import write_heartbeat
 from streams.sinks.postgres import PostgresSink
 from streams.sinks.retry import write_until_done
+from streams.sinks.sensor_sink import SensorSink
 from streams.sinks.storable import header_text
 from streams.worker import ProcedureWorker
 
@@ -99,7 +100,7 @@ def create_app(
     )
     # one connection each: a connection runs one transaction at a time
     sink = PostgresSink(settings.database_url)
-    sensor_sink = PostgresSink(settings.database_url)
+    sensor_sink = SensorSink(settings.database_url)
     dead_sink = PostgresSink(settings.database_url)
     # event-id claims and heartbeats: short autocommit statements
     event_ids = EventIds(settings.database_url)
@@ -201,31 +202,38 @@ def create_app(
         except Exception as exc:  # the database is away: /readyz says so by itself
             log.debug("heartbeat not written: %s", exc)
 
-    latest = LatestReadings()
+    sensor_worker = SensorWorker(
+        settings,
+        load_stations(settings.stations_file, registry),
+        clock,
+        sensor_sink,
+        publish_updates,
+        publish_alerts,
+        health,
+        metrics,
+    )
+    sensor_inbox: Inbox[tuple[Any, EventT[Any]]] = Inbox(INBOX_MESSAGES, INBOX_BYTES)
 
     @app.agent(sensors)
     async def sensor_readings(stream: StreamT[Any]) -> None:
         manual = cast("faust.Stream[Any]", stream).noack()
         async for event in manual.events():
-            readings, errors = decode_envelope(event.value, decode_sensor_reading)
-            for err in errors:
-                await dead(err, event)
-                metrics.refused("sensor", err.reason)
-            metrics.events_in.labels("sensor").inc(len(readings) + len(errors))
-            if readings:
-                before = sensor_sink.diverted
-                await write_until_done(
-                    sensor_sink, partial(sensor_sink.write_readings, readings), health, metrics
-                )
-                metrics.diverted.inc(sensor_sink.diverted - before)
-                latest.update(readings)
-            await manual.ack(event)
+            await sensor_inbox.put((manual, event), len(event.value or b""))
 
-    @app.timer(interval=0.5)
-    async def publish_sensors() -> None:
-        changed = latest.take_changed()
-        if changed:
-            await updates_topic.send(value=encode_sensor_update(changed))
+    @app.task
+    async def merge_sensors() -> None:
+        while True:
+            batch = await sensor_inbox.take_all()
+            try:
+                await sensor_worker.handle_many(batch, dead)
+            except Exception as exc:  # as for procedures: restart from the commit
+                log.exception("sensor processing failed; stopping the worker")
+                await app.crash(exc)
+                raise
+
+    @app.task
+    async def commit_sensors() -> None:
+        await sensor_worker.run_commits()
 
     @app.agent(dead_topic)
     async def dead_letters(stream: StreamT[Any]) -> None:
@@ -244,22 +252,26 @@ def create_app(
                 dead_sink, partial(dead_sink.write_dead_letters, letters), health, metrics
             )
 
-    def ours(tps: set[TP]) -> set[int]:
-        return {tp.partition for tp in tps if tp.topic == procedures.get_topic_name()}
+    def ours(tps: set[TP], topic: faust.types.TopicT) -> set[int]:
+        return {tp.partition for tp in tps if tp.topic == topic.get_topic_name()}
 
     # faust sends the partition sets as the first positional argument
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
-        await worker.assign(ours(assigned))
+        await worker.assign(ours(assigned, procedures))
+        await sensor_worker.assign(ours(assigned, sensors))
 
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
-        await worker.revoke(ours(revoked))
+        await worker.revoke(ours(revoked, procedures))
+        await sensor_worker.revoke(ours(revoked, sensors))
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]  # faust stub
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 
     async def close(sender: Any, *_: Any, **__: Any) -> None:
         try:  # a last commit; bounded, as the database may be what is failing
-            await asyncio.wait_for(worker.flush(), SHUTDOWN_FLUSH_TIMEOUT)
+            await asyncio.wait_for(
+                asyncio.gather(worker.flush(), sensor_worker.flush()), SHUTDOWN_FLUSH_TIMEOUT
+            )
         except TimeoutError:
             log.warning("no final commit; Kafka redelivers the uncommitted messages")
         for db in (sink, sensor_sink, dead_sink, event_ids):

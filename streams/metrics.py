@@ -31,6 +31,17 @@ class WorkerMetrics:
             "Procedure events covered by a database commit",
             registry=r,
         )
+        self.sensor_readings = Counter(
+            "ioc_worker_sensor_readings",
+            "Sensor readings covered by a database commit (repeats included)",
+            registry=r,
+        )
+        self.sensor_signals = Counter(
+            "ioc_worker_sensor_signals",
+            "Flood, AQI and health signals sent to the alert stage, by kind",
+            ["kind"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "ioc_worker_dead_letters",
             "Records refused by the worker, by reason",

@@ -170,7 +170,7 @@ def tables() -> list[str]:
     area text NOT NULL,
     kind text NOT NULL,
     part smallint NOT NULL,
-    ts timestamptz NOT NULL,
+    ts timestamptz,
     status jsonb NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 )""",

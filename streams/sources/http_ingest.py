@@ -326,7 +326,7 @@ def ingest_router(
             request,
             "sensor",
             decode_sensor_reading,
-            lambda r: r.sensor_id,
+            lambda r: r.area,
             topics.sensor_readings,
         )
 

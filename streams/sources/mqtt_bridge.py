@@ -3,7 +3,7 @@
 Subscribes to ``ioc/sensors/{area}/{kind}/{sensor_id}``; each message becomes
 one line of ``ioc.events.sensor_reading_schema()`` (the payload contract is
 ``streams.sources.mqtt_payload``), batched (50 ms or 1000 messages) into one
-NDJSON envelope per partition, the partition chosen from ``sensor_id``. A bad
+NDJSON envelope per partition, the partition chosen from ``area``. A bad
 message becomes one dead letter (raw payload; headers ``source``, ``reason``,
 ``origin``).
 
@@ -257,7 +257,7 @@ class MqttBridge:
                 letter = Outbound(self.topics.dead_letters, m.payload, headers=headers)
                 outgoing.append((letter, result.reason))
             else:
-                lines.append((result[0]["sensor_id"], result[1]))
+                lines.append((result[0]["area"], result[1]))
         delay = 0.25
         while lines or outgoing:
             try:

@@ -1,0 +1,266 @@
+"""The sensor stage per assigned partition of the sensor topic, and its
+commits: the sensor side of what ``streams.worker`` is for dossiers.
+
+The same discipline: a message is merged into its partition's state
+(``streams.sensor_stage``), a commit writes what the states drained in one
+transaction, and only then are the messages acknowledged, the changed
+sensors published and the signals sent. What makes it exactly once is the
+offset committed with the state: a new owner of a partition loads the
+state and skips every message before that offset, and rebuilds the windows
+from the readings stored. A reading that comes twice through MQTT (another
+offset, the same sensor and time) is a repeat to the windows and, by its
+event id, to the table.
+
+Signals are committed with the state before they are sent ("unsent"), so
+a worker killed in between has the next owner send them: a signal may go
+twice, never be lost; they are levels, and a repeat changes no alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from faust.types import EventT, StreamT
+
+from alerts.model import Signal
+from alerts.signal_messages import signal_item, signal_messages, signals_of
+from ioc.clock import Clock, EventTimeClock
+from ioc.events import decode_sensor_reading
+from ioc.settings import Settings
+from ioc.stations import Stations
+from ioc.updates import LatestReading, encode_sensor_update
+from streams.codec import decode_envelope
+from streams.health import WriterHealth
+from streams.kafka import partition_for
+from streams.metrics import WorkerMetrics
+from streams.sensor_stage import KEEP_SECONDS, SensorDrain, SensorPartition, stations_of
+from streams.sinks.retry import write_until_done
+from streams.sinks.sensor_sink import SensorSink
+
+log = logging.getLogger(__name__)
+
+Ack = tuple[StreamT[Any], EventT[Any]]
+# Sensors per message on the updates topic: well under the broker's size limit.
+SENSORS_PER_MESSAGE = 200
+# A sensor's status (windows, AQI) is made at most this often (seconds).
+STATUS_GAP = 1.0
+_READING_FIELDS = frozenset(("sensor_id", "area", "kind", "ts", "values"))
+
+
+@dataclass(slots=True)
+class SensorSlot:
+    stage: SensorPartition
+    # the first offset not in the committed state: earlier messages are skipped
+    committed_offset: int
+    # the offset after the last message merged
+    next_offset: int
+    # event time: the newest reading merged (the partition's clock)
+    watermark: float = 0.0
+    acks: list[Ack] = field(default_factory=list)
+    # committed, not yet known to be with the broker
+    unsent: list[Signal] = field(default_factory=list)
+
+
+class SensorWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        stations: Stations,
+        clock: Clock,
+        sink: SensorSink,
+        publish_updates: Callable[[bytes], Awaitable[None]],
+        publish_alerts: Callable[[bytes, int], Awaitable[None]],
+        health: WriterHealth | None = None,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stations = stations
+        self.clock = clock
+        self.event_time = isinstance(clock, EventTimeClock)
+        self.sink = sink
+        self.partitions: dict[int, SensorSlot] = {}
+        self._loading: dict[int, asyncio.Event] = {}
+        self._publish_updates = publish_updates
+        self._publish_alerts = publish_alerts
+        self.health = health or WriterHealth()
+        self.metrics = metrics or WorkerMetrics()
+        self._lock = asyncio.Lock()
+        self._applied = asyncio.Event()
+        self.dead_letters = 0
+
+    def _partition_of(self, key: str) -> int:
+        return partition_for(key, self.settings.sensor_partitions)
+
+    # -- partitions come and go ----------------------------------------------------
+
+    async def assign(self, parts: set[int]) -> None:
+        new = sorted(parts - set(self.partitions))
+        for part in new:
+            self._loading.setdefault(part, asyncio.Event())
+        try:
+            await write_until_done(self.sink, lambda: self._load(new), self.health, self.metrics)
+        finally:
+            for part in new:
+                self._loading.pop(part).set()
+
+    async def _load(self, parts: list[int]) -> None:
+        for part in parts:
+            if part in self.partitions:
+                continue
+            started = time.monotonic()
+            stored = await self.sink.load_sensors(part, KEEP_SECONDS)
+            now = self.clock.now()
+            mine = stations_of(self.stations, part, self._partition_of)
+            stage = SensorPartition(part, mine, now)
+            stage.restore(stored.state, stored.readings, stored.statuses)
+            offset = stored.next_offset or 0
+            slot = SensorSlot(stage, offset, offset, float(stored.state.get("clock", 0.0)))
+            slot.unsent = signals_of({"signals": stored.state.get("unsent", [])})
+            self.partitions[part] = slot
+            if slot.unsent:
+                self._applied.set()
+            log.info(
+                "sensor partition %d ready: %d stations, %d readings, from offset %d, %.1f s",
+                part,
+                len(mine),
+                len(stored.readings),
+                offset,
+                time.monotonic() - started,
+            )
+
+    async def revoke(self, parts: set[int]) -> None:
+        await self.flush(parts & set(self.partitions))
+        for part in parts:
+            self.partitions.pop(part, None)
+
+    # -- messages ------------------------------------------------------------------
+
+    async def handle_many(self, messages: Sequence[Ack], dead: Any) -> None:
+        """Merge the readings of ``messages`` into their partitions' states."""
+        for stream, event in messages:
+            part = event.message.partition
+            slot = self.partitions.get(part)
+            if slot is None and part in self._loading:
+                await self._loading[part].wait()
+                slot = self.partitions.get(part)
+            if slot is None:  # not ours any more: unacknowledged, the new owner reads it
+                continue
+            offset = event.message.offset
+            slot.acks.append((stream, event))
+            if offset < slot.committed_offset:
+                continue  # in the committed state already
+            slot.next_offset = max(slot.next_offset, offset + 1)
+            readings, errors = decode_envelope(event.value, decode_sensor_reading)
+            for err in errors:
+                await dead(err, event)
+                self.metrics.refused("sensor", err.reason)
+            self.dead_letters += len(errors)
+            self.metrics.events_in.labels("sensor").inc(len(readings) + len(errors))
+            if readings:
+                if self.event_time:
+                    slot.watermark = max(slot.watermark, max(r.ts for r in readings))
+                    slot.stage.add(readings)
+                else:
+                    slot.stage.add(readings, self.clock.now())
+        self._applied.set()
+
+    # -- commits -------------------------------------------------------------------
+
+    async def run_commits(self) -> None:
+        """Commit as soon as readings are merged (those merged meanwhile go
+        into the next commit), and every ``IOC_FLUSH_INTERVAL`` s for the
+        time passing (silent sensors) and the statuses held back."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._applied.wait(), self.settings.flush_interval)
+            self._applied.clear()
+            await self.flush()
+
+    async def flush(self, parts: set[int] | None = None) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            batch: list[tuple[int, SensorSlot, SensorDrain, list[Ack]]] = []
+            for part in sorted(self.partitions if parts is None else parts):
+                slot = self.partitions.get(part)
+                if slot is None:
+                    continue
+                slot.stage.tick(slot.watermark if self.event_time else self.clock.now())
+                drain = slot.stage.drain(now, STATUS_GAP)
+                acks, slot.acks = slot.acks, []
+                if drain or slot.next_offset != slot.committed_offset:
+                    batch.append((part, slot, drain, acks))
+                elif acks:  # only messages already committed
+                    await self._ack(acks)
+            if batch:
+                await self._commit(batch)
+            await self._send_signals()
+
+    async def _commit(self, batch: list[tuple[int, SensorSlot, SensorDrain, list[Ack]]]) -> None:
+        for _, slot, drain, _ in batch:
+            slot.unsent += drain.signals
+            drain.state = {
+                **drain.state,
+                "clock": slot.watermark,
+                "unsent": [signal_item(s) for s in slot.unsent],
+            }
+        commits = [(part, slot.next_offset, drain) for part, slot, drain, _ in batch]
+        before = self.sink.diverted
+        await write_until_done(
+            self.sink, lambda: self.sink.write_sensors(commits), self.health, self.metrics
+        )
+        self.metrics.diverted.inc(self.sink.diverted - before)
+        for part, slot, drain, acks in batch:
+            slot.committed_offset = slot.next_offset
+            self.metrics.sensor_readings.inc(len(drain.readings))
+            await self._ack(acks)
+            await self._publish(part, drain)
+
+    async def _ack(self, acks: list[Ack]) -> None:
+        for stream, event in acks:
+            await stream.ack(event)
+
+    async def _publish(self, part: int, drain: SensorDrain) -> None:
+        items = [
+            LatestReading(
+                sid,
+                area,
+                kind,
+                ts,
+                status["values"],
+                {k: v for k, v in status.items() if k not in _READING_FIELDS},
+            )
+            for sid, (area, kind, ts, status) in drain.statuses.items()
+            if ts is not None
+        ]
+        try:
+            for i in range(0, len(items), SENSORS_PER_MESSAGE):
+                await self._publish_updates(
+                    encode_sensor_update(items[i : i + SENSORS_PER_MESSAGE])
+                )
+        except Exception as exc:  # the screens read the statuses at their next connect
+            log.warning("sensor statuses of partition %d not published: %s", part, exc)
+
+    async def _send_signals(self) -> None:
+        """The committed signals not yet sent, each to the alerts partition
+        of its subject; what cannot go now goes after a later commit."""
+        alerts = self.settings.procedure_partitions
+        for part, slot in self.partitions.items():
+            if not slot.unsent:
+                continue
+            try:
+                for target, message in signal_messages(
+                    part, slot.unsent, lambda key: partition_for(key, alerts)
+                ):
+                    await self._publish_alerts(message, target)
+            except Exception as exc:  # the broker is away
+                log.warning("sensor signals of partition %d not sent yet: %s", part, exc)
+                continue
+            for s in slot.unsent:
+                self.metrics.sensor_signals.labels(s.kind).inc()
+            slot.unsent = []
