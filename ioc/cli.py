@@ -144,6 +144,11 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from simulators.live import run_simulators
 
     registry, calendar = _world(settings)
+    # The simulated sensors read their scenario and seed from the settings.
+    update: dict[str, object] = {"sim_scenario": args.scenario}
+    if args.seed is not None:
+        update["sim_seed"] = args.seed
+    settings = settings.model_copy(update=update)
     asyncio.run(run_simulators(settings, registry, calendar, target=args.to, sensors=args.sensors))
     return 0
 
@@ -251,7 +256,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "notify", help="send decided alert deliveries: webhooks and email, retried, per endpoint"
     )
-    sim = sub.add_parser("simulate", help="simulated procedure events and sensor readings, live")
+    sim = sub.add_parser(
+        "simulate",
+        help="simulated procedure events and sensor readings, live",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_scenarios_help(),
+    )
     sim.add_argument(
         "--to",
         choices=("http", "kafka"),
@@ -259,6 +269,19 @@ def parser() -> argparse.ArgumentParser:
         help="where procedure events go (sensors always go over MQTT)",
     )
     sim.add_argument("--no-sensors", dest="sensors", action="store_false")
+    sim.add_argument(
+        "--scenario",
+        type=_scenario,
+        default="normal",
+        metavar="NAME",
+        help="what the simulated sensors show (default: normal; the list below)",
+    )
+    sim.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the sensor readings (default: IOC_SIM_SEED); the same seed "
+        "and IOC_CLOCK_START give the same readings",
+    )
     rep = sub.add_parser("replay", help="send an NDJSON file of procedure events to Kafka")
     rep.add_argument("file", help="NDJSON events ('-' for standard input)")
     rep.add_argument(
@@ -303,6 +326,24 @@ def parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of an event contract")
     schema.add_argument("kind", choices=("procedure-event", "sensor-reading"))
     return p
+
+
+def _scenarios_help() -> str:
+    from simulators.sensor_scenarios import SCENARIOS
+
+    lines = ["sensor scenarios (times in clock time from IOC_CLOCK_START, daily):"]
+    lines += [f"  {name:<18} {what}" for name, (what, _) in SCENARIOS.items()]
+    return "\n".join(lines)
+
+
+def _scenario(text: str) -> str:
+    """A sensor scenario's name, checked when the command line is read."""
+    from simulators.sensor_scenarios import check_scenario
+
+    try:
+        return check_scenario(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _instant(text: str) -> str:

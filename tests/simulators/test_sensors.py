@@ -36,11 +36,14 @@ BOUNDS = {
     "no2": (0, 400),
     "so2": (0, 350),
     "co": (0, 30_000),
-    "level": (0, 9.5),  # below flood alarm I at Long Biên
-    "vehicles": (0, 100),
+    "level": (
+        0,
+        12.4,
+    ),  # below line I at Sơn Tây (each gauge vs its own lines: test_sensor_scenarios)
+    "vehicles": (0, 200),  # per reading: a minute at the sample's counters
     "speed": (0, 90),
     "laeq": (30, 100),
-    "rain_mm": (0, 20),
+    "rain_mm": (0, 20),  # per reading: five minutes at the sample's gauges
 }
 
 
@@ -80,9 +83,9 @@ def test_fleet_is_deterministic_and_consistent_with_the_registry() -> None:
 
 def test_same_seed_same_readings() -> None:
     t = WINTER_MONDAY + 8 * 3600
-    one = SensorSimulator(registry(), ManualClock(t), seed=3, count=24, period=5)
-    two = SensorSimulator(registry(), ManualClock(t), seed=3, count=24, period=5)
-    other = SensorSimulator(registry(), ManualClock(t), seed=4, count=24, period=5)
+    one = SensorSimulator(registry(), ManualClock(t), seed=3, count=24)
+    two = SensorSimulator(registry(), ManualClock(t), seed=3, count=24)
+    other = SensorSimulator(registry(), ManualClock(t), seed=4, count=24)
     assert one.tick() == two.tick() == one.readings_at(t)
     assert one.readings_at(t + 5) == two.readings_at(t + 5) != one.readings_at(t)
     assert other.readings_at(t) != one.readings_at(t)
@@ -140,9 +143,10 @@ def test_bad_share_injects_refused_payloads() -> None:
 @pytest.mark.integration
 def test_publish_sensors_over_mqtt(mqtt_url: str) -> None:
     """Readings published live reach a subscriber, stamped by the injected clock."""
-    settings = Settings(mqtt_url=mqtt_url, sim_sensors=6, sim_sensor_period=0.2, sim_seed=11)
+    settings = Settings(mqtt_url=mqtt_url, sim_sensors=6, sim_seed=11)
     clock = ManualClock(WINTER_MONDAY + 8 * 3600)
-    expected = {s.topic for s in sensor_fleet(registry(), 6)}
+    expected = {s.topic for s in SensorSimulator(registry(), clock, count=6).sensors}
+    assert len(expected) > 6  # the configured stations beyond the first six
     ours = to_datetime(clock.now()).isoformat(timespec="milliseconds")
     received: dict[str, bytes] = {}
     all_in = threading.Event()
