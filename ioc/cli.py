@@ -142,13 +142,21 @@ def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from simulators.live import run_simulators
+    from simulators.sensor_scenarios import check_scenario
 
     registry, calendar = _world(settings)
     # The simulated sensors read their scenario and seed from the settings.
-    update: dict[str, object] = {"sim_scenario": args.scenario}
+    update: dict[str, object] = {}
+    if args.scenario is not None:
+        update["sim_scenario"] = args.scenario
     if args.seed is not None:
         update["sim_seed"] = args.seed
     settings = settings.model_copy(update=update)
+    try:
+        check_scenario(settings.sim_scenario)
+    except ValueError as exc:
+        print(f"IOC_SIM_SCENARIO: {exc}", file=sys.stderr)
+        return 2
     asyncio.run(run_simulators(settings, registry, calendar, target=args.to, sensors=args.sensors))
     return 0
 
@@ -272,9 +280,8 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--scenario",
         type=_scenario,
-        default="normal",
         metavar="NAME",
-        help="what the simulated sensors show (default: normal; the list below)",
+        help="what the simulated sensors show (default: IOC_SIM_SCENARIO, normal; see below)",
     )
     sim.add_argument(
         "--seed",

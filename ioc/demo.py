@@ -251,7 +251,7 @@ def run_demo(settings: Settings) -> int:
         sup.run("alerts", [*ioc, "alerts"], env)
         sup.run("bridge", [*ioc, "bridge"], env)
         sup.run("api", [*ioc, "api"], env)
-        sup.run("simulator", [*ioc, "simulate", "--to", "http"], env)
+        sup.run("simulator", [*ioc, "simulate", "--to", "http", "--scenario", "city"], env)
         print(
             f"  worker, alert stage, bridge, API and simulator started, logs in {logs}; "
             "any of them that dies is started again",

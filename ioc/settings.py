@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     sim_sensors: int = Field(24, ge=0)
     sim_sensor_period: float = Field(5.0, gt=0)
     sim_seed: int = 7
+    # ``ioc simulate --scenario``: the simulated city's scenario (simulators.sensor_scenarios)
+    sim_scenario: str = "normal"
 
     @field_validator("minute_series")
     @classmethod

@@ -366,14 +366,14 @@ async def publish_sensors(
     """Publish the fleet's readings as the clock reaches them, until ``stop``
     is set; paho queues while the broker is away and reconnects.
 
-    The scenario is ``scenario``, else the settings' ``sim_scenario`` if they
-    carry one (``ioc simulate --scenario``), else ``normal``; its timeline
+    The scenario is ``scenario``, else the settings' ``sim_scenario``
+    (``ioc simulate --scenario``, ``IOC_SIM_SCENARIO``); its timeline
     starts at ``IOC_CLOCK_START`` when set (the same start and seed give the
     same readings), else at the clock's time now."""
     import paho.mqtt.client as mqtt  # only the live path needs paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    name = scenario or getattr(settings, "sim_scenario", None) or DEFAULT_SCENARIO
+    name = scenario or settings.sim_scenario
     start = parse_instant(settings.clock_start) if settings.clock_start else None
     sim = SensorSimulator(
         registry,
@@ -382,6 +382,7 @@ async def publish_sensors(
         settings.sim_sensors,
         settings.sim_sensor_period,
         scenario=name,
+        stations=load_stations(settings.stations_file, registry),
         start=start,
     )
     if not sim.sensors:

@@ -193,7 +193,7 @@ def test_the_cli_parses_the_scenario_and_seed(
 ) -> None:
     args = cli.parser().parse_args(["simulate", "--scenario", "flood-wave", "--seed", "3"])
     assert (args.scenario, args.seed) == ("flood-wave", 3)
-    assert cli.parser().parse_args(["simulate"]).scenario == "normal"
+    assert cli.parser().parse_args(["simulate"]).scenario is None  # IOC_SIM_SCENARIO decides
     with pytest.raises(SystemExit) as exit_:
         cli.parser().parse_args(["simulate", "--scenario", "tsunami"])
     assert exit_.value.code == 2
