@@ -257,6 +257,8 @@ def create_app(
 
     # faust sends the partition sets as the first positional argument
     async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+        # sensor messages may come while the procedure partitions load
+        sensor_worker.expect(ours(assigned, sensors))
         await worker.assign(ours(assigned, procedures))
         await sensor_worker.assign(ours(assigned, sensors))
 

@@ -99,10 +99,16 @@ class SensorWorker:
 
     # -- partitions come and go ----------------------------------------------------
 
-    async def assign(self, parts: set[int]) -> None:
-        new = sorted(parts - set(self.partitions))
-        for part in new:
+    def expect(self, parts: set[int]) -> None:
+        """Partitions about to be assigned: their messages wait for their
+        load. Faust may hand them over while another stream's partitions
+        load; one taken for a partition not known here is left unread."""
+        for part in parts - set(self.partitions):
             self._loading.setdefault(part, asyncio.Event())
+
+    async def assign(self, parts: set[int]) -> None:
+        self.expect(parts)
+        new = sorted(parts - set(self.partitions))
         try:
             await write_until_done(self.sink, lambda: self._load(new), self.health, self.metrics)
         finally:
@@ -250,7 +256,8 @@ class SensorWorker:
         """The committed signals not yet sent, each to the alerts partition
         of its subject; what cannot go now goes after a later commit."""
         alerts = self.settings.procedure_partitions
-        for part, slot in self.partitions.items():
+        # a partition may come or go while a send is awaited
+        for part, slot in list(self.partitions.items()):
             if not slot.unsent:
                 continue
             try:
