@@ -35,7 +35,7 @@ import orjson
 from websockets.asyncio.client import connect
 
 # what the wall page subscribes to (ui_feed/static/wall.js)
-WALL_CHANNELS = ["kpi/province", "kpi/commune/*", "kpi/agency/*", "alerts", "sensors"]
+WALL_CHANNELS = ["kpi/province", "kpi/commune/*", "kpi/agency/*", "alerts", "sensor/*"]
 IN_FLIGHT = 16  # requests the load generator keeps open at most
 
 

@@ -50,7 +50,7 @@ async def collect(ws_url: str, until: Any, within: float) -> list[dict[str, Any]
     got: list[dict[str, Any]] = []
     async with connect(ws_url) as ws:
         await ws.send(
-            json.dumps({"op": "subscribe", "channels": ["kpi/province", "sensors", "alerts"]})
+            json.dumps({"op": "subscribe", "channels": ["kpi/province", "sensor/*", "alerts"]})
         )
         deadline = time.monotonic() + within
         while not until(got):
@@ -128,8 +128,8 @@ def test_http_and_mqtt_events_reach_postgres_and_the_websocket(
                 lambda got: (
                     province_received(got) >= 3
                     and any(
-                        m.get("channel") == "sensors"
-                        and any(r["sensor_id"] == "aq-pipe-1" for r in m["data"]["readings"])
+                        m.get("channel") == "sensor/aq-pipe-1"
+                        and m["data"]["sensor_id"] == "aq-pipe-1"
                         for m in got
                     )
                 ),

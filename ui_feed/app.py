@@ -46,6 +46,7 @@ from ui_feed.hub import Hub
 from ui_feed.metrics import Latency, api_registry
 from ui_feed.queries import Reads
 from ui_feed.rest import cover_event_years, rest_router
+from ui_feed.sensors_api import sensors_router, stations_of
 from ui_feed.server import server_config
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     registry = load_registry(settings.province_file)
     calendar = load_calendar(settings.calendar_file)
     scorecard = load_scorecard(settings.scorecard_file)
+    stations = stations_of(settings)
     titles = {rule.id: rule.title for rule in load_rules(settings.alert_rules).rules.values()}
     topics = Topics(settings.topic_prefix)
     clock = build_clock("wall", settings.clock_start, settings.clock_speed, settings.clock_anchor)
@@ -98,7 +100,16 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
         await pool.open()
         reads = Reads(pool)
         state["reads"] = reads
-        feed = Feed(hub, reads, registry, topics, latency.observe, settings.fetch_max_wait, titles)
+        feed = Feed(
+            hub,
+            reads,
+            registry,
+            topics,
+            latency.observe,
+            settings.fetch_max_wait,
+            titles,
+            stations,
+        )
         state["feed"] = feed
         tasks = [asyncio.create_task(_connect_kafka(), name="kafka")]
         tasks.append(asyncio.create_task(feed.run(settings.kafka_bootstrap), name="feed"))
@@ -163,6 +174,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     app.include_router(
         rest_router(settings, registry, calendar, scorecard, reads, now, auth.require(Role.READ))
     )
+    app.include_router(sensors_router(stations, registry, reads, now, auth.require(Role.READ)))
     app.include_router(
         alerts_router(reads, auth.require(Role.READ), auth.require_operator(), titles)
     )

@@ -1,6 +1,15 @@
 """Feeds the websocket hub from Kafka: KPI counters, sensor readings, SLA
 transitions, and the alert stage's changes (channel ``alerts/state``).
 
+Sensors: each gets a conflated channel ``sensor/{sensor_id}`` carrying its
+newest item (reading and status, ``LatestReading.item()`` with the area's
+display name), and each kind a stream channel ``sensors/{kind}`` whose
+delta lists the items of that kind one ``sensor`` message changed (at most
+200: the worker's bound). Configured stations always get channels; of the
+sensor ids the stations file lacks, which any producer may invent, the
+first ``SENSORS_SHOWN`` get channels and the others are only in the
+database (``GET /api/v1/sensors``).
+
 Every API instance reads the update topics in full (no consumer group), so
 each can serve its own screens. It first notes the topics' ends, then loads
 the last published state from the database, then applies messages from the
@@ -11,7 +20,6 @@ older than what is held for a partition is ignored.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
 from collections import OrderedDict
@@ -26,16 +34,18 @@ from alerts.messages import SlaTransition, sla_of
 from alerts.signal_messages import TYPE as SIGNAL_TYPE
 from alerts.unit_messages import TYPE as UNIT_TYPE
 from ioc import wire
+from ioc.events import SENSOR_KINDS
 from ioc.feed import channel_of, kpi_view, sum_counters
 from ioc.registry import Registry
+from ioc.stations import Stations
 from ioc.topics import Topics
 from ioc.updates import KpiUpdate, LatestReading, Trace, decode_update
 from ui_feed.hub import Hub
 from ui_feed.queries import Reads
 
 log = logging.getLogger(__name__)
-# Sensors on the ``sensors`` channel, at most: every screen gets the whole
-# list with each change, and a producer could invent any number of ids.
+# Sensor ids the stations file lacks that get channels, at most: a producer
+# could invent any number of ids, and each would hold a channel.
 SENSORS_SHOWN = 500
 # transitions sent twice come within a worker's restart: far fewer than this
 ALERTS_REMEMBERED = 50_000
@@ -55,6 +65,7 @@ class Feed:
         observe: Callable[[str, float], None] | None = None,
         fetch_max_wait: float = 0.02,
         titles: Mapping[str, str] | None = None,
+        stations: Stations | None = None,
     ) -> None:
         self.hub = hub
         # rule -> title, added to the alerts the consoles get
@@ -67,7 +78,12 @@ class Feed:
         self.topics = topics
         # scope -> partition -> (at, counters)
         self.partials: dict[str, dict[int, tuple[float, dict[str, Any]]]] = {}
+        self.stations = stations if stations is not None else Stations()
+        # sensor id -> the item on its channel
         self.sensors: dict[str, dict[str, Any]] = {}
+        # unknown sensor ids that have channels, and those refused one
+        self.unknown_shown: set[str] = set()
+        self.unknown_dropped = 0
         # the latest transitions' keys, to drop one a worker sends again
         self._alerts_seen: OrderedDict[tuple[str, str, int], None] = OrderedDict()
         self.messages = 0
@@ -96,22 +112,29 @@ class Feed:
             self.hub.publish(channel_of(scope), view, conflate=True)
 
     def apply_sensors(self, readings: list[LatestReading]) -> None:
+        """Publish each sensor's newest item on ``sensor/{id}`` and the
+        changed items of each kind on ``sensors/{kind}``. An item older
+        than the one held (by ``ts``) is ignored; one as old replaces it
+        (the stage sends a sensor again when only its status changed)."""
+        changed: dict[str, list[dict[str, Any]]] = {}
         for r in readings:
+            known = self.stations.knows(r.sensor_id)
             old = self.sensors.get(r.sensor_id)
-            if old is None or r.ts >= old["ts"]:
-                self.sensors[r.sensor_id] = {
-                    **r.item(),
-                    "area_label": self.registry.area_label(r.area),
-                }
-        if len(self.sensors) > SENSORS_SHOWN:
-            # sensor ids are whatever producers send: keep those heard last
-            keep = heapq.nlargest(
-                SENSORS_SHOWN, self.sensors.items(), key=lambda kv: (kv[1]["ts"], kv[0])
-            )
-            self.sensors = dict(keep)
-        self.hub.publish(
-            "sensors", {"readings": [self.sensors[k] for k in sorted(self.sensors)]}, conflate=True
-        )
+            if old is None and not known:
+                if len(self.unknown_shown) >= SENSORS_SHOWN:
+                    self.unknown_dropped += 1
+                    continue
+                self.unknown_shown.add(r.sensor_id)
+            if old is not None and r.ts < old["ts"]:
+                continue
+            item = {**r.item(), "area_label": self.registry.area_label(r.area)}
+            item.setdefault("known", known)
+            self.sensors[r.sensor_id] = item
+            self.hub.publish(f"sensor/{r.sensor_id}", item, conflate=True)
+            if r.kind in SENSOR_KINDS:
+                changed.setdefault(r.kind, []).append(item)
+        for kind, items in changed.items():
+            self.hub.publish(f"sensors/{kind}", {"readings": items}, conflate=False)
 
     def apply_alerts(self, transitions: list[SlaTransition]) -> None:
         for t in transitions:

@@ -19,6 +19,24 @@ from streams.sinks.schema import DAY_ORIGIN, FLOW_COLUMNS, LEVEL_COLUMNS
 
 BUCKETS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 MAX_BUCKETS = 5000
+# the fields of a reading, outside its status
+READING_FIELDS = frozenset(("sensor_id", "area", "kind", "ts", "values"))
+
+
+def status_reading(row: Any) -> LatestReading:
+    """A ``sensor_status`` row (sensor_id, area, kind, ts, status) as the
+    reading a ``sensor`` message would carry."""
+    sensor_id, area, kind, ts, status = row
+    status = status if isinstance(status, dict) else {}
+    values = status.get("values")
+    return LatestReading(
+        sensor_id,
+        area,
+        kind,
+        float(ts),
+        values if isinstance(values, dict) else {},
+        {k: v for k, v in status.items() if k not in READING_FIELDS},
+    )
 
 
 class Reads:
@@ -84,7 +102,18 @@ class Reads:
         return [SlaTransition.from_row(row) for row in reversed(rows)]
 
     async def latest_readings(self) -> list[LatestReading]:
+        """Each sensor as the sensor stage last stored it (``sensor_status``).
+        Before the stage has stored any, the newest stored reading of each
+        sensor of the last 30 days (without status fields)."""
         async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT sensor_id, area, kind, extract(epoch FROM ts), status "
+                    "FROM sensor_status ORDER BY sensor_id"
+                )
+            ).fetchall()
+            if rows:
+                return [status_reading(r) for r in rows]
             rows = await (
                 await conn.execute(
                     "SELECT DISTINCT ON (sensor_id) sensor_id, area, kind, "
@@ -93,6 +122,77 @@ class Reads:
                 )
             ).fetchall()
         return [LatestReading(r[0], r[1], r[2], float(r[3]), r[4]) for r in rows]
+
+    async def sensor_statuses(
+        self, kind: str | None = None, area: str | None = None, sensor_id: str | None = None
+    ) -> list[LatestReading]:
+        """Rows of ``sensor_status``, filtered by kind, area or id."""
+        where, args = [], []
+        for column, value in (("kind", kind), ("area", area), ("sensor_id", sensor_id)):
+            if value is not None:
+                where.append(f"{column} = %s")
+                args.append(value)
+        query = "SELECT sensor_id, area, kind, extract(epoch FROM ts), status FROM sensor_status"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(query + " ORDER BY sensor_id", args)).fetchall()
+        return [status_reading(r) for r in rows]
+
+    async def sensor_seen(self, sensor_id: str) -> tuple[str, str] | None:
+        """(area, kind) of a sensor's newest stored reading, or None."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT area, kind FROM sensor_readings WHERE sensor_id = %s "
+                    "ORDER BY ts DESC LIMIT 1",
+                    (sensor_id,),
+                )
+            ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    async def sensor_series(
+        self, sensor_id: str, bucket: int, start: float, end: float
+    ) -> list[tuple[float, str, float, float, float, int]]:
+        """(bucket start, measure, mean, min, max, count) per bucket of
+        [start, end) and measure, buckets aligned to local days (``date_bin``:
+        the same SQL on PostgreSQL and TimescaleDB)."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT extract(epoch FROM date_bin(%(bucket)s::interval, ts, "
+                    "%(origin)s::timestamptz)) AS b, m.key, avg((m.value)::float8), "
+                    "min((m.value)::float8), max((m.value)::float8), count(*) "
+                    'FROM sensor_readings, jsonb_each("values") AS m(key, value) '
+                    "WHERE sensor_id = %(sid)s AND ts >= %(from)s AND ts < %(to)s "
+                    "AND jsonb_typeof(m.value) = 'number' "
+                    "GROUP BY b, m.key ORDER BY b, m.key",
+                    {
+                        "bucket": f"{bucket} seconds",
+                        "origin": DAY_ORIGIN,
+                        "sid": sensor_id,
+                        "from": utc_datetime(start),
+                        "to": utc_datetime(end),
+                    },
+                )
+            ).fetchall()
+        return [(float(r[0]), r[1], float(r[2]), float(r[3]), float(r[4]), int(r[5])) for r in rows]
+
+    async def sensor_aqi(
+        self, sensor_id: str, scale: str, start: float, end: float
+    ) -> list[tuple[float, int, str, str, dict[str, Any]]]:
+        """(hour, index, band, dominant, detail) of a station's stored hourly
+        index values with start <= hour < end, oldest first."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT extract(epoch FROM hour), aqi, band, dominant, detail "
+                    "FROM sensor_aqi WHERE sensor_id = %s AND scale = %s "
+                    "AND hour >= %s AND hour < %s ORDER BY hour",
+                    (sensor_id, scale, utc_datetime(start), utc_datetime(end)),
+                )
+            ).fetchall()
+        return [(float(r[0]), int(r[1]), r[2], r[3], r[4]) for r in rows]
 
     async def series(
         self, scope: str, bucket: int, start: float, end: float

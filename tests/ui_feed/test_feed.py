@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from alerts.messages import ITEMS_PER_MESSAGE, SlaTransition, encode_sla, sla_messages
+from ioc.stations import SAMPLE_STATIONS, Stations, load_stations
 from ioc.topics import Topics
 from tests.streams.helpers import world
 from tests.ui_feed.test_hub import QUIET, connect, leave, run, settle, sub
@@ -70,68 +71,110 @@ def test_a_malformed_update_is_skipped_and_the_next_one_goes_through(
     assert json.loads(json.dumps(hub.snapshot("alerts")))[-1]["dossier_id"] == "D1"
 
 
+def stations() -> Stations:
+    return load_stations(SAMPLE_STATIONS)
+
+
+def sensor_feed(hub: Hub) -> Feed:
+    registry, _ = world()
+    return Feed(hub, None, registry, TOPICS, stations=stations())  # type: ignore[arg-type]
+
+
+def reading(sensor_id: str, ts: float, kind: str = "air_quality", **status: object) -> dict:
+    measure = "level" if kind == "water_level" else "pm25"
+    return {
+        "sensor_id": sensor_id,
+        "area": "00166",
+        "kind": kind,
+        "ts": ts,
+        "values": {measure: ts},
+        **status,
+    }
+
+
+def send(live: Feed, *readings: dict) -> None:
+    live.handle(TOPICS.kpi_updates, orjson.dumps({"type": "sensor", "readings": list(readings)}))
+
+
 def test_sensor_readings_carry_their_area_name() -> None:
     hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
-    live = feed(hub)
-    live.handle(
-        TOPICS.kpi_updates,
-        orjson.dumps(
-            {
-                "type": "sensor",
-                "readings": [
-                    {
-                        "sensor_id": "wl-1",
-                        "area": "tram-long-bien",
-                        "kind": "water_level",
-                        "ts": 1.0,
-                        "values": {"level": 3.5},
-                    },
-                    {
-                        "sensor_id": "aq-1",
-                        "area": "00166",
-                        "kind": "air_quality",
-                        "ts": 1.0,
-                        "values": {"pm25": 40.0},
-                    },
-                    {
-                        "sensor_id": "aq-2",
-                        "area": "99999",
-                        "kind": "air_quality",
-                        "ts": 1.0,
-                        "values": {"pm25": 40.0},
-                    },
-                ],
-            }
-        ),
+    live = sensor_feed(hub)
+    send(
+        live,
+        {**reading("wl-1", 1.0, "water_level"), "area": "tram-long-bien"},
+        reading("aq-1", 1.0),
+        {**reading("aq-2", 1.0), "area": "99999"},
     )
-    readings = hub.snapshot("sensors")["readings"]  # type: ignore[index]
-    assert [r["area_label"] for r in readings] == [
-        "Phường Cầu Giấy",
-        "99999",  # an area the province file lacks keeps its code
-        "Trạm thủy văn Long Biên (sông Hồng)",
-    ]
+    labels = {k: hub.snapshot(f"sensor/{k}")["area_label"] for k in ("wl-1", "aq-1", "aq-2")}  # type: ignore[index]
+    assert labels == {
+        "aq-1": "Phường Cầu Giấy",
+        "aq-2": "99999",  # an area the province file lacks keeps its code
+        "wl-1": "Trạm thủy văn Long Biên (sông Hồng)",
+    }
 
 
-def test_the_sensors_channel_keeps_the_sensors_heard_last() -> None:
+def test_each_sensor_has_its_channel_with_its_status_fields() -> None:
     hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
-    live = feed(hub)
+    live = sensor_feed(hub)
+    aqi = {"vn": {"index": 87, "band": "moderate"}, "us-epa-2024": None}
+    health = {"ok": False, "problems": {"stuck": "12 identical readings"}}
+    send(live, reading("aq-00166-1", 10.0, known=True, aqi=aqi, health=health))
+    item = hub.snapshot("sensor/aq-00166-1")
+    assert item["aqi"] == aqi and item["health"] == health and item["known"] is True  # type: ignore[index]
+    assert item["values"] == {"pm25": 10.0} and item["ts"] == 10.0  # type: ignore[index]
+    # no channel lists every sensor any more
+    assert hub.snapshot("sensors") is None
+
+
+def test_a_kind_channel_carries_the_changed_sensors_of_each_message() -> None:
+    async def main() -> None:
+        hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
+        live = sensor_feed(hub)
+        send(live, reading("aq-00166-1", 1.0), reading("wl-long-bien", 1.0, "water_level"))
+        screen, task = connect(hub)
+        got = await settle(screen, sub("sensors/air_quality"))
+        assert [m["type"] for m in got] == ["snapshot"]
+        send(live, reading("aq-00004-1", 2.0), reading("aq-00070-1", 2.0))
+        send(live, reading("wl-long-bien", 2.0, "water_level"))  # another kind: not here
+        [delta] = await settle(screen)
+        assert delta["type"] == "delta" and delta["channel"] == "sensors/air_quality"
+        assert [r["sensor_id"] for r in delta["data"]["readings"]] == ["aq-00004-1", "aq-00070-1"]
+        water = hub.snapshot("sensors/water_level")
+        assert [[r["ts"] for r in m["readings"]] for m in water] == [[1.0], [2.0]]  # type: ignore[union-attr]
+        await leave(screen, task)
+
+    run(main)
+
+
+def test_an_older_reading_never_replaces_a_newer_one() -> None:
+    hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
+    live = sensor_feed(hub)
+    send(live, reading("aq-00166-1", 20.0))
+    send(live, reading("aq-00166-1", 10.0))  # late
+    assert hub.snapshot("sensor/aq-00166-1")["ts"] == 20.0  # type: ignore[index]
+    assert hub.snapshot("sensors/air_quality") == [
+        {"readings": [hub.snapshot("sensor/aq-00166-1")]}
+    ]
+    # as new: the stage sends a sensor again when only its status changed
+    send(live, reading("aq-00166-1", 20.0, health={"ok": False, "problems": {"silent": "x"}}))
+    assert hub.snapshot("sensor/aq-00166-1")["health"]["ok"] is False  # type: ignore[index]
+
+
+def test_unknown_sensor_ids_get_channels_up_to_a_cap_and_stations_always() -> None:
+    hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
+    live = sensor_feed(hub)
     n = SENSORS_SHOWN + 300
-
-    def reading(i: int) -> dict[str, object]:
-        return {
-            "sensor_id": f"flood-{i:05d}",
-            "area": "00166",
-            "kind": "water_level",
-            "ts": float(i),
-            "values": {"level": 1.0},
-        }
-
     for start in range(0, n, 100):  # as a flood of invented ids would come
-        batch = [reading(i) for i in range(start, min(n, start + 100))]
-        live.handle(TOPICS.kpi_updates, orjson.dumps({"type": "sensor", "readings": batch}))
-    readings = hub.snapshot("sensors")["readings"]  # type: ignore[index]
-    assert len(readings) == SENSORS_SHOWN
-    assert {r["sensor_id"] for r in readings} == {f"flood-{i:05d}" for i in range(300, n)}
+        send(
+            live, *[reading(f"flood-{i:05d}", float(i)) for i in range(start, min(n, start + 100))]
+        )
+    send(live, reading("aq-00166-1", 1.0), reading("flood-00001", 5000.0))
+    channels = [c for c in hub.channels() if c.startswith("sensor/")]
+    assert len(channels) == SENSORS_SHOWN + 1
+    assert "sensor/aq-00166-1" in channels  # a configured station, past the cap
+    assert "sensor/flood-00799" not in channels and live.unknown_dropped == 300
+    assert hub.snapshot("sensor/flood-00001")["ts"] == 5000.0  # type: ignore[index]
+    assert hub.snapshot("sensor/flood-00001")["known"] is False  # type: ignore[index]
 
 
 def test_the_alert_stages_changes_reach_the_consoles_channel() -> None:

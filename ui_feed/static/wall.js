@@ -9,7 +9,7 @@
 (function () {
   "use strict";
 
-  const CHANNELS = ["kpi/province", "kpi/commune/*", "kpi/agency/*", "alerts", "alerts/state", "sensors"];
+  const CHANNELS = ["kpi/province", "kpi/commune/*", "kpi/agency/*", "alerts", "alerts/state", "sensor/*"];
   const OPEN_SHOWN = 12;
   const WINDOWS = { today: "Hôm nay", "24h": "24 giờ", month: "Tháng", ytd: "Năm" };
   const MAX_ALERTS = 30;
@@ -31,7 +31,8 @@
     agencies: new Map(), // channel -> kpi view
     alerts: [], // newest first
     openAlerts: new Map(), // alert id -> the newest copy of the alert stage's row
-    sensors: null,
+    sensors: new Map(), // sensor id -> station and status (see mergeSensor)
+    sensorsHeard: false, // whether any sensor has a status: stations alone are no figures
     seqs: {}, // channel -> last seq seen, sent back as "resume"
     messages: 0,
     lastUpdate: null,
@@ -351,6 +352,10 @@
 
   // -- sensors --------------------------------------------------------------
 
+  // Each sensor: its station (name, measures, alarm lines) from the REST list
+  // read at connect, and its status from its channel sensor/{id}; per id the
+  // newer by ts wins, whatever came first. History lines come from the REST
+  // readings, refreshed every few minutes, never on a message.
   const SENSOR_KINDS = {
     air_quality: ["Chất lượng không khí", "Air quality"],
     water_level: ["Mực nước", "Water level"],
@@ -363,23 +368,107 @@
     so2: ["SO₂", "µg/m³"], co: ["CO", "µg/m³"], level: ["", "m"], vehicles: ["", "xe"],
     speed: ["", "km/h"], laeq: ["", "dB(A)"], rain_mm: ["", "mm"],
   };
+  const PROBLEMS = {
+    silent: ["Mất tín hiệu", "Silent"],
+    stuck: ["Giá trị không đổi", "Stuck"],
+    out_of_range: ["Ngoài dải đo", "Out of range"],
+    clock_skew: ["Lệch đồng hồ", "Clock skew"],
+  };
+  const ALARMS = ["Dưới báo động I", "Báo động I", "Báo động II", "Báo động III"];
+  const ALARMS_EN = ["Below alarm I", "Alarm I", "Alarm II", "Alarm III"];
+  const SPARK_MEASURE = { air_quality: "pm25", water_level: "level" };
+  const SPARK_EVERY_MS = 5 * 60 * 1000;
+  const SPARK_W = 120;
+  const SPARK_H = 30;
+  const UNKNOWN_SHOWN = 12; // sensors missing from the stations file: the newest few
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const sparks = new Map(); // sensor id -> [{t, v}] of its history line
+
+  function svg(tag, attrs) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    return node;
+  }
+
+  // Merge a station or status item into what is held: the newer by ts wins
+  // the status fields; the station's fields (name, lines) are kept either way.
+  function mergeSensor(item) {
+    if (!isObject(item) || typeof item.sensor_id !== "string") return false;
+    if (isNum(item.ts)) state.sensorsHeard = true;
+    const old = state.sensors.get(item.sensor_id);
+    if (!old) state.sensors.set(item.sensor_id, item);
+    else if (!isNum(old.ts) || (isNum(item.ts) && item.ts >= old.ts)) state.sensors.set(item.sensor_id, { ...old, ...item });
+    else state.sensors.set(item.sensor_id, { ...item, ...old, name: old.name ?? item.name, alarm_levels: old.alarm_levels ?? item.alarm_levels });
+    return true;
+  }
+
+  async function loadSensors() {
+    const A = window.IocAlerts;
+    try {
+      const answer = await fetch("api/v1/sensors", { headers: A.authHeaders(A.tokenFromAddress()), cache: "no-store" });
+      if (!answer.ok) return;
+      const body = await answer.json();
+      for (const s of body.sensors || []) mergeSensor(s);
+      schedule("sensors");
+      saveSoon();
+      refreshSparks(false);
+    } catch (e) {
+      // offline or the API away: the websocket's reconnect calls again
+    }
+  }
+
+  let sparksAt = 0;
+
+  async function refreshSparks(force) {
+    if (!force && Date.now() - sparksAt < SPARK_EVERY_MS) return;
+    sparksAt = Date.now();
+    const A = window.IocAlerts;
+    const wanted = [...state.sensors.values()].filter((s) => s.known && SPARK_MEASURE[s.kind]);
+    for (const s of wanted) {
+      try {
+        const id = encodeURIComponent(s.sensor_id);
+        const answer = await fetch(`api/v1/sensors/${id}/readings`, { headers: A.authHeaders(A.tokenFromAddress()), cache: "no-store" });
+        if (!answer.ok) continue;
+        const body = await answer.json();
+        const measure = SPARK_MEASURE[s.kind];
+        const line = [];
+        for (const p of body.points || []) {
+          const v = p.values && p.values[measure];
+          if (v && isNum(v.mean)) line.push({ t: Date.parse(p.at) / 1000, v: v.mean });
+        }
+        sparks.set(s.sensor_id, line);
+      } catch (e) {
+        return; // the API away: the next round tries again
+      }
+    }
+    schedule("sensors");
+  }
 
   function renderSensors() {
     const panel = $('[data-testid="sensors-panel"]');
-    const readings = (state.sensors && state.sensors.readings) || [];
     const byKind = new Map();
-    for (const r of readings) {
-      if (!byKind.has(r.kind)) byKind.set(r.kind, []);
-      byKind.get(r.kind).push(r);
+    const unknown = [];
+    for (const s of state.sensors.values()) {
+      if (s.known === false) {
+        unknown.push(s);
+        continue;
+      }
+      if (!byKind.has(s.kind)) byKind.set(s.kind, []);
+      byKind.get(s.kind).push(s);
     }
-    const kinds = [...byKind.keys()].sort((a, b) => kindRank(a) - kindRank(b) || a.localeCompare(b));
+    unknown.sort((a, b) => (b.ts || 0) - (a.ts || 0));
+    for (const s of unknown.slice(0, UNKNOWN_SHOWN)) {
+      if (!byKind.has(s.kind)) byKind.set(s.kind, []);
+      byKind.get(s.kind).push(s);
+    }
+    const kinds = [...byKind.keys()].sort((a, b) => kindRank(a) - kindRank(b) || String(a).localeCompare(String(b)));
     const seen = new Set();
     kinds.forEach((kind, i) => {
-      let group = panel.querySelector(`section[data-kind="${CSS.escape(kind)}"]`);
+      let group = panel.querySelector(`section[data-kind="${CSS.escape(String(kind))}"]`);
       if (!group) {
-        const [vi, en] = SENSOR_KINDS[kind] || [kind, ""];
+        const [vi, en] = SENSOR_KINDS[kind] || [String(kind), ""];
         group = el("section", "sensor-group");
-        group.dataset.kind = kind;
+        group.dataset.kind = String(kind);
         const h = el("h3", "", vi);
         if (en) h.append(el("small", "", en));
         group.append(h, el("div", "sensor-rows"));
@@ -388,7 +477,18 @@
       seen.add(group);
       renderSensorRows($(".sensor-rows", group), byKind.get(kind));
     });
-    for (const group of [...panel.children]) if (!seen.has(group)) group.remove();
+    let note = panel.querySelector('[data-testid="sensors-unknown"]');
+    const hidden = unknown.length - Math.min(unknown.length, UNKNOWN_SHOWN);
+    if (hidden > 0) {
+      if (!note) {
+        note = el("p", "sensors-unknown");
+        note.dataset.testid = "sensors-unknown";
+      }
+      setText(note, `+${int(hidden)} cảm biến chưa khai báo · not in the stations file`, false);
+      panel.append(note);
+      seen.add(note);
+    }
+    for (const child of [...panel.children]) if (!seen.has(child)) child.remove();
   }
 
   function kindRank(kind) {
@@ -396,37 +496,190 @@
     return i < 0 ? 99 : i;
   }
 
-  function renderSensorRows(box, readings) {
-    readings.sort((a, b) => String(a.area).localeCompare(String(b.area), "vi") || String(a.sensor_id).localeCompare(String(b.sensor_id)));
+  function renderSensorRows(box, sensors) {
+    sensors.sort(
+      (a, b) =>
+        Number(a.known === false) - Number(b.known === false) ||
+        String(a.area_label || a.area).localeCompare(String(b.area_label || b.area), "vi") ||
+        String(a.sensor_id).localeCompare(String(b.sensor_id)),
+    );
     const seen = new Set();
-    readings.forEach((r, i) => {
-      let row = box.querySelector(`[data-sensor="${CSS.escape(String(r.sensor_id))}"]`);
+    sensors.forEach((s, i) => {
+      let row = box.querySelector(`[data-sensor="${CSS.escape(String(s.sensor_id))}"]`);
       if (!row) {
         row = el("div", "sensor");
-        row.dataset.sensor = String(r.sensor_id);
-        row.append(el("span", "s-area"), el("span", "s-values"), el("span", "s-ts"));
+        row.dataset.sensor = String(s.sensor_id);
+        row.dataset.testid = "sensor";
+        row.append(el("span", "s-area"), el("span", "s-ts"), el("div", "s-main"), el("span", "s-health"));
+        row.children[3].dataset.testid = "sensor-health";
       }
       if (box.children[i] !== row) box.insertBefore(row, box.children[i] || null);
       seen.add(row);
-      const area = r.area_label ? String(r.area_label) : unitName("communes", String(r.area));
-      setText(row.children[0], `${area} · ${r.sensor_id}`, false); // two stations may share an area
-      const values = row.children[1];
-      for (const [name, v] of Object.entries(r.values || {})) {
-        let m = values.querySelector(`[data-measure="${CSS.escape(name)}"]`);
-        if (!m) {
-          const [label, unit] = MEASURES[name] || [name, ""];
-          m = el("span", "m");
-          m.dataset.measure = name;
-          if (label) m.append(el("span", "m-k", label));
-          m.append(el("b", "m-v"), el("span", "m-u", unit));
-          values.append(m);
-        }
-        setText($(".m-v", m), num(v));
-        if (name === "pm25") m.dataset.level = v > 80 ? "bad" : v > 50 ? "warn" : "";
+      const place = s.name ? String(s.name) : `${s.area_label || s.area} · ${s.sensor_id}`;
+      setText(row.children[0], s.known === false ? `${place} · chưa khai báo` : place, false);
+      row.children[0].title = `${s.sensor_id} · ${s.area_label || s.area}`;
+      row.dataset.known = String(s.known !== false);
+      setText(row.children[1], isNum(s.ts) ? vnTime(s.ts).hm : "", false);
+      const main = row.children[2];
+      const shape = s.kind === "air_quality" ? "air" : s.kind === "water_level" && Array.isArray(s.alarm_levels) ? "water" : "plain";
+      if (main.dataset.shape !== shape) {
+        main.replaceChildren();
+        main.dataset.shape = shape;
       }
-      setText(row.children[2], isNum(r.ts) ? vnTime(r.ts).hm : "", false);
+      if (shape === "air") renderAir(main, s);
+      else if (shape === "water") renderWater(main, s);
+      else renderValues(main, s);
+      renderSpark(main, s);
+      renderHealth(row, s);
     });
     for (const row of [...box.children]) if (!seen.has(row)) row.remove();
+  }
+
+  function renderValues(box, s) {
+    let values = $(".s-values", box);
+    if (!values) {
+      values = el("span", "s-values");
+      box.prepend(values);
+    }
+    for (const [name, v] of Object.entries(s.values || {})) {
+      let m = values.querySelector(`[data-measure="${CSS.escape(name)}"]`);
+      if (!m) {
+        const [label, unit] = MEASURES[name] || [name, ""];
+        m = el("span", "m");
+        m.dataset.measure = name;
+        if (label) m.append(el("span", "m-k", label));
+        m.append(el("b", "m-v"), el("span", "m-u", unit));
+        values.append(m);
+      }
+      setText($(".m-v", m), num(v));
+    }
+    return values;
+  }
+
+  // VN_AQI: the index on its band's colour, the band named in both
+  // languages; no index is "no data", never 0.
+  function renderAir(box, s) {
+    let badge = $(".aqi", box);
+    if (!badge) {
+      badge = el("span", "aqi");
+      badge.dataset.testid = "aqi";
+      box.prepend(badge);
+    }
+    const vn = s.aqi && isObject(s.aqi.vn) ? s.aqi.vn : null;
+    if (vn && isNum(vn.index)) {
+      badge.dataset.band = String(vn.band || "");
+      badge.dataset.value = String(vn.index);
+      badge.style.backgroundColor = typeof vn.colour === "string" ? vn.colour : "";
+      badge.style.color = isDarkBand(vn.band) ? "#fff" : "#111";
+      setText(badge, `${vn.index} · ${vn.label_vi || ""} / ${vn.label_en || ""}`);
+      const hour = isNum(vn.hour) ? vnTime(vn.hour).hm : "";
+      badge.title = `VN_AQI${hour ? " " + hour : ""} · ${vn.dominant || ""}`;
+    } else {
+      badge.dataset.band = "none";
+      badge.dataset.value = "";
+      badge.style.backgroundColor = "";
+      badge.style.color = "";
+      setText(badge, "Không có dữ liệu / No data");
+      badge.title = "";
+    }
+    const values = renderValues(box, { values: s.values && isNum(s.values.pm25) ? { pm25: s.values.pm25 } : {} });
+    box.append(values);
+  }
+
+  const isDarkBand = (band) => band === "bad" || band === "very_bad" || band === "hazardous";
+
+  // A water-level station: the level against its lines I/II/III, on a small
+  // bar with the three lines drawn and the level marked, and the reached line named.
+  function renderWater(box, s) {
+    const lines = s.alarm_levels.map(Number);
+    const level = s.values && isNum(s.values.level) ? s.values.level : null;
+    let reached = s.flood && Number.isInteger(s.flood.level) ? s.flood.level : null;
+    if (reached === null && level !== null) reached = lines.filter((l) => level >= l).length;
+    let gauge = $(".gauge", box);
+    if (!gauge) {
+      gauge = svg("svg", { class: "gauge", width: 160, height: 22, viewBox: "0 0 160 22", "data-testid": "flood-gauge" });
+      gauge.append(svg("rect", { class: "g-track", x: 0, y: 7, width: 160, height: 8, rx: 2 }));
+      gauge.append(svg("rect", { class: "g-fill", x: 0, y: 7, width: 0, height: 8, rx: 2 }));
+      lines.forEach((_, i) => {
+        gauge.append(svg("line", { class: `g-line g-line-${i + 1}`, y1: 2, y2: 20, "data-line": i + 1 }));
+      });
+      gauge.append(svg("line", { class: "g-mark", y1: 0, y2: 22, "data-testid": "level-mark" }));
+      const text = el("span", "w-level");
+      text.dataset.testid = "water-level";
+      const alarm = el("span", "w-alarm");
+      alarm.dataset.testid = "flood-level";
+      box.prepend(text, gauge, alarm);
+    }
+    const span = lines[2] - lines[0] || 1;
+    const low = Math.min(lines[0] - span, level ?? lines[0]);
+    const high = Math.max(lines[2] + span * 0.5, level ?? lines[2]);
+    const x = (v) => Math.round(((v - low) / (high - low)) * 1600) / 10;
+    lines.forEach((l, i) => {
+      const line = gauge.querySelector(`.g-line-${i + 1}`);
+      line.setAttribute("x1", String(x(l)));
+      line.setAttribute("x2", String(x(l)));
+      line.dataset.x = String(x(l));
+    });
+    const mark = $(".g-mark", gauge);
+    mark.style.display = level === null ? "none" : "";
+    const at = level === null ? 0 : x(level);
+    mark.setAttribute("x1", String(at));
+    mark.setAttribute("x2", String(at));
+    mark.dataset.x = String(at);
+    $(".g-fill", gauge).setAttribute("width", String(at));
+    gauge.dataset.level = String(reached ?? "");
+    const text = $(".w-level", box);
+    text.dataset.value = level === null ? "" : String(level);
+    setText(text, level === null ? "— m" : `${nf2.format(level)} m`);
+    const alarm = $(".w-alarm", box);
+    alarm.dataset.level = String(reached ?? "");
+    const rising = s.flood && s.flood.rising ? " ↑" : "";
+    setText(alarm, reached === null ? "Không có dữ liệu / No data" : `${ALARMS[reached]}${rising}`, false);
+    alarm.title = reached === null ? "" : ALARMS_EN[reached] + ` · I ${num(lines[0])} / II ${num(lines[1])} / III ${num(lines[2])} m`;
+  }
+
+  // The history line: drawn from the REST readings, ~120×30.
+  function renderSpark(box, s) {
+    const line = sparks.get(s.sensor_id);
+    let node = $(".spark", box);
+    if (!line || line.length < 2) {
+      if (node) node.remove();
+      return;
+    }
+    if (!node) {
+      node = svg("svg", { class: "spark", width: SPARK_W, height: SPARK_H, viewBox: `0 0 ${SPARK_W} ${SPARK_H}`, "data-testid": "sparkline" });
+      node.append(svg("polyline", { fill: "none" }));
+      box.append(node);
+    }
+    const t0 = line[0].t;
+    const t1 = line[line.length - 1].t;
+    let lo = Math.min(...line.map((p) => p.v));
+    let hi = Math.max(...line.map((p) => p.v));
+    if (hi === lo) {
+      hi += 1;
+      lo -= 1;
+    }
+    const pts = line.map((p) => {
+      const px = t1 > t0 ? ((p.t - t0) / (t1 - t0)) * (SPARK_W - 2) + 1 : 1;
+      const py = SPARK_H - 2 - ((p.v - lo) / (hi - lo)) * (SPARK_H - 4);
+      return `${px.toFixed(1)},${py.toFixed(1)}`;
+    });
+    $("polyline", node).setAttribute("points", pts.join(" "));
+    node.dataset.points = String(line.length);
+    node.setAttribute("aria-label", `${MEASURES[SPARK_MEASURE[s.kind]][0] || SPARK_MEASURE[s.kind]} 24 h`);
+  }
+
+  function renderHealth(row, s) {
+    const node = row.children[3];
+    const problems = s.health && isObject(s.health.problems) ? Object.entries(s.health.problems) : [];
+    const faulty = s.health && s.health.ok === false;
+    row.dataset.health = faulty ? "faulty" : s.health ? "ok" : "";
+    node.hidden = !faulty;
+    if (!faulty) return;
+    const names = problems.map(([k]) => (PROBLEMS[k] ? PROBLEMS[k][0] : k));
+    setText(node, "⚠ " + (names.join(", ") || "Lỗi cảm biến"), false);
+    node.dataset.problems = problems.map(([k]) => k).join(" ");
+    node.title = problems.map(([k, why]) => `${PROBLEMS[k] ? PROBLEMS[k][1] : k}: ${why}`).join("\n");
   }
 
   // -- status ---------------------------------------------------------------
@@ -441,7 +694,7 @@
 
   function hasFigures() {
     const { province, communes, agencies, alerts, sensors } = state;
-    return province !== null || communes.size > 0 || agencies.size > 0 || alerts.length > 0 || sensors !== null;
+    return province !== null || communes.size > 0 || agencies.size > 0 || alerts.length > 0 || state.sensorsHeard;
   }
 
   // Whether the page holds figures of ``channel``: only those are resumed.
@@ -451,7 +704,7 @@
     if (channel === "kpi/province") return state.province !== null;
     if (channel === "alerts") return state.alerts.length > 0;
     if (channel === "alerts/state") return state.openAlerts.size > 0;
-    return channel === "sensors" && state.sensors !== null;
+    return channel.startsWith("sensor/") && state.sensors.has(channel.slice(7));
   }
 
   // The figures stay on screen whatever the link does; these say how old they are.
@@ -585,9 +838,8 @@
         if (touchedSinceRead) touchedSinceRead.add(item.alert.id);
       }
       schedule("open");
-    } else if (channel === "sensors") {
-      if (!isObject(data) || !Array.isArray(data.readings) || !data.readings.length) return;
-      state.sensors = data;
+    } else if (channel.startsWith("sensor/")) {
+      if (!mergeSensor(data)) return;
       schedule("sensors");
     } else {
       return;
@@ -622,7 +874,7 @@
       agencies: [...state.agencies],
       alerts: state.alerts,
       openAlerts: window.IocAlerts.active(state.openAlerts),
-      sensors: state.sensors,
+      sensors: [...state.sensors.values()],
       seqs: state.seqs,
       lastUpdate: state.lastUpdate,
       clockAt,
@@ -652,7 +904,7 @@
     state.communes = new Map(entries(saved.communes));
     state.agencies = new Map(entries(saved.agencies));
     if (Array.isArray(saved.alerts)) state.alerts = saved.alerts.filter(isObject).slice(0, MAX_ALERTS);
-    if (isObject(saved.sensors)) state.sensors = saved.sensors;
+    if (Array.isArray(saved.sensors)) for (const s of saved.sensors) mergeSensor(s);
     if (Array.isArray(saved.openAlerts)) {
       for (const a of saved.openAlerts) if (isObject(a)) window.IocAlerts.merge(state.openAlerts, a);
     }
@@ -704,6 +956,7 @@
       ws.send(JSON.stringify({ op: "ping" }));
       alive();
       loadOpenAlerts(); // after subscribing: any change after this read comes as a delta
+      loadSensors(); // likewise; per sensor the newer by ts wins
     };
     ws.onmessage = (ev) => {
       attempt = 0; // reset the backoff only once the hub really talks to us
@@ -778,6 +1031,7 @@
     // as before.
     if ("serviceWorker" in navigator) navigator.serviceWorker.register("wall-sw.js").catch(() => {});
     renderLink();
+    setInterval(() => refreshSparks(true), SPARK_EVERY_MS);
     connect();
   }
 
