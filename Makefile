@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 
-.PHONY: demo test check lint types bench bench-latency bench-fanout clean
+.PHONY: demo test check lint types bench bench-latency bench-sensors bench-fanout clean
 
 $(VENV)/.ok-embedded: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,8 @@ bench: $(VENV)/.ok-dev
 
 bench-latency: $(VENV)/.ok-dev
 	$(PY) -m bench.latency
+bench-sensors: $(VENV)/.ok-dev
+	$(PY) -m bench.sensors
 bench-fanout: $(VENV)/.ok-dev
 	$(PY) -m bench.fanout
 

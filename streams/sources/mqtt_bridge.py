@@ -44,6 +44,8 @@ BATCH_MAX = 1000
 # QoS 0 messages are fire-and-forget: past this backlog (Kafka down) drop them
 # rather than grow without bound. QoS 1 is bounded by the broker's inflight window.
 MAX_PENDING_QOS0 = 100_000
+# Between the last acks of a stop and the DISCONNECT (see MqttBridge.stop).
+ACK_GRACE_SECONDS = 0.2
 
 
 @dataclass(slots=True)
@@ -154,6 +156,11 @@ class MqttBridge:
             except Exception:
                 log.exception("bridge flusher failed")
         if self._client is not None:
+            # paho closes the socket right after DISCONNECT; with messages the
+            # broker sent meanwhile still unread, the close is a reset and the
+            # broker may drop the PUBACKs just sent (the batch comes again).
+            # Reading on for a moment lets the broker take the acks first.
+            await asyncio.sleep(ACK_GRACE_SECONDS)
             self._client.disconnect()  # queued PUBACKs go out before DISCONNECT
             await asyncio.to_thread(self._client.loop_stop)
         if self._producer is not None:
