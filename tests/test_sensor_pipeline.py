@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from ioc.stations import SAMPLE_STATIONS
 from tests.processes import Process, ioc_env, wait_until
-from tests.test_pipeline import forget_session, publish
+from tests.test_pipeline import collect, forget_session, publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -99,6 +100,8 @@ def test_readings_become_windows_aqi_flood_levels_and_health_and_survive_restart
     logs = tmp_path / "logs"
     worker = Process("worker", ["worker"], env, logs)
     bridge = Process("bridge", ["bridge"], env, logs)
+    api = Process("api", ["api"], env, logs)
+    base = f"http://127.0.0.1:{env['IOC_API_PORT']}"
     try:
         wait_until(
             "the worker to own its sensor partitions",
@@ -158,6 +161,20 @@ def test_readings_become_windows_aqi_flood_levels_and_health_and_survive_restart
             )
             assert wl["level"] == 2 and wl["lines"] == [9.5, 10.5, 11.5], wl
             assert wl["level_m"] == 10.6
+
+        def aqi_on_screen(got: list[dict[str, Any]]) -> bool:
+            return any(
+                m.get("channel") == "sensor/aq-00166-1" and (m["data"].get("aqi") or {}).get("vn")
+                for m in got
+            )
+
+        wait_until("the API", lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 60)
+        screen = asyncio.run(collect(base.replace("http", "ws") + "/ws", aqi_on_screen, 30))
+        shown = [m["data"] for m in screen if m.get("channel") == "sensor/aq-00166-1"][-1]
+        assert (shown["aqi"]["vn"]["index"], shown["aqi"]["vn"]["band"]) == (80, "moderate")
+        listed = httpx.get(f"{base}/api/v1/sensors", params={"kind": "water_level"}).json()
+        long_bien = next(s for s in listed["sensors"] if s["sensor_id"] == "wl-long-bien")
+        assert long_bien["flood"]["level"] == 2
 
         signals = asyncio.run(
             alert_signals(
@@ -229,8 +246,8 @@ def test_readings_become_windows_aqi_flood_levels_and_health_and_survive_restart
                 sum(50.0 + i % 7 for i in range(n)) / n
             )
     finally:
-        codes = {p.name: p.stop() for p in (bridge, worker)}
+        codes = {p.name: p.stop() for p in (api, bridge, worker)}
         forget_session(mqtt_url, f"ioc-bridge-{prefix}")
-    for p in (bridge, worker):
+    for p in (api, bridge, worker):
         assert "Traceback" not in p.output(), p.output()[-3000:]
-    assert codes == {"bridge": 0, "worker": 0}, codes
+    assert codes == {"api": 0, "bridge": 0, "worker-2": 0}, codes

@@ -22,7 +22,7 @@ from ioc.clock import to_iso
 from ioc.events import MAX_ID, SENSOR_KINDS
 from ioc.registry import Registry
 from ioc.settings import Settings
-from ioc.stations import SAMPLE_STATIONS, Station, Stations, load_stations
+from ioc.stations import Station, Stations, load_stations
 from ioc.updates import LatestReading
 from streams.sources.http_ingest import problem_responses
 from ui_feed.queries import BUCKETS, MAX_BUCKETS, Reads
@@ -38,11 +38,10 @@ BAND_BY_NAME = {band.name: band for band in BANDS}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def stations_of(settings: Settings) -> Stations:
-    """The stations file: ``settings.stations_path`` when the settings have
-    one, else the sample (``ioc.stations.SAMPLE_STATIONS``)."""
-    path = getattr(settings, "stations_path", None) or SAMPLE_STATIONS
-    return load_stations(path)
+def stations_of(settings: Settings, registry: Registry | None = None) -> Stations:
+    """The stations of ``IOC_STATIONS_FILE``, checked against the province
+    file as the worker checks them."""
+    return load_stations(settings.stations_file, registry)
 
 
 def colour(rgb: tuple[int, int, int]) -> str:
