@@ -17,6 +17,8 @@ Kinds, what a signal's value means for them, and their threshold:
 - ``aqi``: VN_AQI of an area or sensor, fires at or above ``band``;
 - ``flood_level``: the alarm level reached (0-3) at a water-level station,
   fires at or above ``level`` (I, II or III);
+- ``flood_rising``: 1 while a water-level station rises faster than its
+  ``rise_alarm_m_per_h`` (the stations file);
 - ``sensor_health``: 1 for a faulty sensor (silent, stuck, out of range).
 """
 
@@ -57,6 +59,7 @@ SUBJECTS: dict[str, tuple[str, ...]] = {
     "missing_apology": UNITS,
     "aqi": ("area", "sensor"),
     "flood_level": ("sensor", "area"),
+    "flood_rising": ("sensor",),
     "sensor_health": ("sensor",),
 }
 KINDS = tuple(SUBJECTS)

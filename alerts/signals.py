@@ -16,9 +16,11 @@
   (``ioc.sensor_health.HealthChanged``) as a ``sensor_health`` signal,
   value 1 while any problem is open and 0 once all have cleared.
 
-The sensor stage that will feed these is not built yet; AQI signals are
-not made either. A rising-rate warning (``ioc.flood.RapidRise``) has no
-rule kind yet, so it makes no signal.
+- ``rising_signals``: a station's rising-rate warning
+  (``ioc.flood.RapidRise``) as a ``flood_rising`` signal, 1 while it lasts.
+
+The sensor stage (``streams.sensor_stage``) makes them, and the AQI
+signals itself.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from alerts.model import Signal
-from ioc.flood import LevelCrossed
+from ioc.flood import LevelCrossed, RapidRise
 from ioc.sensor_health import HealthChanged
 
 _UNIT_FIELDS = ("commune", "agency", "centre")
@@ -105,6 +107,19 @@ def flood_signals(event: LevelCrossed) -> list[Signal]:
             units=(("area", area),),
         ),
         Signal("flood_level", area, event.at, value=float(event.area_level)),
+    ]
+
+
+def rising_signals(event: RapidRise) -> list[Signal]:
+    """1 while the station rises faster than its threshold, 0 once it does not."""
+    return [
+        Signal(
+            "flood_rising",
+            f"sensor:{event.sensor_id}",
+            event.at,
+            value=1.0 if event.rising else 0.0,
+            units=(("area", f"area:{event.area}"),),
+        )
     ]
 
 

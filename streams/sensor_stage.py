@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.model import Signal
-from alerts.signals import flood_signals, health_signals
+from alerts.signals import flood_signals, health_signals, rising_signals
 from ioc.aqi import AqiValue, daily_index, hourly_index
 from ioc.aqi_tables import POLLUTANTS, AqiScale
 from ioc.events import SensorReading
@@ -137,6 +137,8 @@ class SensorPartition:
             for event in self.flood.add(_as_station(r, station)):
                 if isinstance(event, LevelCrossed):
                     pending.signals += flood_signals(event)
+                else:
+                    pending.signals += rising_signals(event)
             for change in self.health.add(r, r.ts if arrived is None else arrived):
                 pending.signals += health_signals(change)
             if station.kind == "air_quality":

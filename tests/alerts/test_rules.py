@@ -27,6 +27,7 @@ def test_the_sample_rules_file_loads() -> None:
         "missing_apology",
         "aqi",
         "flood_level",
+        "flood_rising",
         "sensor_health",
     }
     overdue = rules.rules["dossier-overdue"]

@@ -98,6 +98,8 @@ def test_a_river_crossing_its_lines_signals_the_station_and_its_area() -> None:
     assert (flood["level"], flood["lines"], flood["level_m"]) == (2, [9.5, 10.5, 11.5], 10.6)
     # 30 min of readings rising 1.6 m: well above 0.25 m/h
     assert flood["rising"] is True and flood["rate_m_per_h"] > 0.25
+    rising = [(g.subject, g.value) for g in drain.signals if g.kind == "flood_rising"]
+    assert rising == [("sensor:wl-long-bien", 1.0)]
 
 
 def test_a_silent_station_raises_and_clears_its_health_on_the_clock() -> None:
