@@ -18,15 +18,11 @@ twice, never be lost; they are levels, and a repeat changes no alert.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from faust.types import EventT, StreamT
 
 from alerts.model import Signal
 from alerts.signal_messages import signal_item, signal_messages, signals_of
@@ -39,13 +35,13 @@ from streams.codec import decode_envelope
 from streams.health import WriterHealth
 from streams.kafka import partition_for
 from streams.metrics import WorkerMetrics
+from streams.partition_worker import Ack, PartitionWorker
 from streams.sensor_stage import KEEP_SECONDS, SensorDrain, SensorPartition, stations_of
 from streams.sinks.retry import write_until_done
 from streams.sinks.sensor_sink import SensorSink
 
 log = logging.getLogger(__name__)
 
-Ack = tuple[StreamT[Any], EventT[Any]]
 # Sensors per message on the updates topic: well under the broker's size limit.
 SENSORS_PER_MESSAGE = 200
 # A sensor's status (windows, AQI) is made at most this often (seconds).
@@ -67,7 +63,10 @@ class SensorSlot:
     unsent: list[Signal] = field(default_factory=list)
 
 
-class SensorWorker:
+class SensorWorker(PartitionWorker[SensorSlot]):
+    """The sensor stage of each assigned partition, and its commits
+    (``streams.partition_worker`` for what both streams share)."""
+
     def __init__(
         self,
         settings: Settings,
@@ -79,19 +78,15 @@ class SensorWorker:
         health: WriterHealth | None = None,
         metrics: WorkerMetrics | None = None,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.stations = stations
         self.clock = clock
         self.event_time = isinstance(clock, EventTimeClock)
         self.sink = sink
-        self.partitions: dict[int, SensorSlot] = {}
-        self._loading: dict[int, asyncio.Event] = {}
         self._publish_updates = publish_updates
         self._publish_alerts = publish_alerts
         self.health = health or WriterHealth()
         self.metrics = metrics or WorkerMetrics()
-        self._lock = asyncio.Lock()
-        self._applied = asyncio.Event()
         self.dead_letters = 0
 
     def _partition_of(self, key: str) -> int:
@@ -99,23 +94,10 @@ class SensorWorker:
 
     # -- partitions come and go ----------------------------------------------------
 
-    def expect(self, parts: set[int]) -> None:
-        """Partitions about to be assigned: their messages wait for their
-        load. Faust may hand them over while another stream's partitions
-        load; one taken for a partition not known here is left unread."""
-        for part in parts - set(self.partitions):
-            self._loading.setdefault(part, asyncio.Event())
-
-    async def assign(self, parts: set[int]) -> None:
-        self.expect(parts)
-        new = sorted(parts - set(self.partitions))
-        try:
-            await write_until_done(self.sink, lambda: self._load(new), self.health, self.metrics)
-        finally:
-            for part in new:
-                self._loading.pop(part).set()
-
     async def _load(self, parts: list[int]) -> None:
+        await write_until_done(self.sink, lambda: self._load_all(parts), self.health, self.metrics)
+
+    async def _load_all(self, parts: list[int]) -> None:
         for part in parts:
             if part in self.partitions:
                 continue
@@ -140,21 +122,12 @@ class SensorWorker:
                 time.monotonic() - started,
             )
 
-    async def revoke(self, parts: set[int]) -> None:
-        await self.flush(parts & set(self.partitions))
-        for part in parts:
-            self.partitions.pop(part, None)
-
     # -- messages ------------------------------------------------------------------
 
     async def handle_many(self, messages: Sequence[Ack], dead: Any) -> None:
         """Merge the readings of ``messages`` into their partitions' states."""
         for stream, event in messages:
-            part = event.message.partition
-            slot = self.partitions.get(part)
-            if slot is None and part in self._loading:
-                await self._loading[part].wait()
-                slot = self.partitions.get(part)
+            slot = await self.slot_of(event.message.partition)
             if slot is None:  # not ours any more: unacknowledged, the new owner reads it
                 continue
             offset = event.message.offset
@@ -178,16 +151,6 @@ class SensorWorker:
 
     # -- commits -------------------------------------------------------------------
 
-    async def run_commits(self) -> None:
-        """Commit as soon as readings are merged (those merged meanwhile go
-        into the next commit), and every ``IOC_FLUSH_INTERVAL`` s for the
-        time passing (silent sensors) and the statuses held back."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._applied.wait(), self.settings.flush_interval)
-            self._applied.clear()
-            await self.flush()
-
     async def flush(self, parts: set[int] | None = None) -> None:
         async with self._lock:
             now = time.monotonic()
@@ -202,7 +165,7 @@ class SensorWorker:
                 if drain or slot.next_offset != slot.committed_offset:
                     batch.append((part, slot, drain, acks))
                 elif acks:  # only messages already committed
-                    await self._ack(acks)
+                    await self.ack(acks)
             if batch:
                 await self._commit(batch)
             await self._send_signals()
@@ -224,12 +187,8 @@ class SensorWorker:
         for part, slot, drain, acks in batch:
             slot.committed_offset = slot.next_offset
             self.metrics.sensor_readings.inc(len(drain.readings))
-            await self._ack(acks)
+            await self.ack(acks)
             await self._publish(part, drain)
-
-    async def _ack(self, acks: list[Ack]) -> None:
-        for stream, event in acks:
-            await stream.ack(event)
 
     async def _publish(self, part: int, drain: SensorDrain) -> None:
         items = [

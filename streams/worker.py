@@ -11,8 +11,6 @@ merging facts idempotently is what makes redelivery harmless.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -36,6 +34,7 @@ from streams.codec import decode_envelope, on_partition, watermark
 from streams.health import WriterHealth
 from streams.kafka import edge_time, partition_for
 from streams.metrics import WorkerMetrics
+from streams.partition_worker import Ack, PartitionWorker
 from streams.processor import Drained, PartitionProcessor
 from streams.scopes import ScopeIndex
 from streams.sinks.event_ids import EventIds
@@ -51,9 +50,6 @@ MAX_PENDING_EVENTS = 50_000
 
 
 T = TypeVar("T")
-
-
-Ack = tuple[StreamT[Any], EventT[Any]]
 
 
 @dataclass(slots=True)
@@ -102,8 +98,9 @@ class Partition:
     fresh: bool = False
 
 
-class ProcedureWorker:
-    """Processors per assigned partition, and their commits."""
+class ProcedureWorker(PartitionWorker[Partition]):
+    """Processors per assigned partition, and their commits
+    (``streams.partition_worker`` for what both streams share)."""
 
     def __init__(
         self,
@@ -121,21 +118,15 @@ class ProcedureWorker:
     ) -> None:
         """``offsets(part)``: the committed and end offsets of a partition,
         for a wall-clock worker to tell catching up from live."""
-        self.settings = settings
+        super().__init__(settings)
         self.registry = registry
         self.calendar = calendar
         self.clock = clock
         self.event_time = isinstance(clock, EventTimeClock)
         self.sink = sink
         self.scopes = ScopeIndex(registry, settings.minute_kinds)
-        self.partitions: dict[int, Partition] = {}
-        # partitions being loaded: faust may hand us their messages already
-        self._loading: dict[int, asyncio.Event] = {}
         self._publish_updates = publish_updates
         self._publish_alerts = publish_alerts
-        self._lock = asyncio.Lock()
-        # set when events are applied: the commit loop commits them at once
-        self._applied = asyncio.Event()
         self.event_ids = event_ids
         self.health = health or WriterHealth()
         self.metrics = metrics or WorkerMetrics()
@@ -146,16 +137,6 @@ class ProcedureWorker:
         self.committed_events = 0
 
     # -- partitions come and go ----------------------------------------------------
-
-    async def assign(self, parts: set[int]) -> None:
-        new = sorted(parts - set(self.partitions))
-        for part in new:
-            self._loading.setdefault(part, asyncio.Event())
-        try:
-            await self._load(new)
-        finally:
-            for part in new:
-                self._loading.pop(part).set()
 
     async def _load(self, parts: list[int]) -> None:
         await self.sink.ensure()
@@ -205,11 +186,6 @@ class ProcedureWorker:
             self.settings.finished_retention_days,
         )
 
-    async def revoke(self, parts: set[int]) -> None:
-        await self.flush(parts & set(self.partitions))
-        for part in parts:
-            self.partitions.pop(part, None)
-
     # -- events --------------------------------------------------------------------
 
     async def handle(self, stream: StreamT[Any], event: EventT[Any], dead: Any) -> None:
@@ -227,10 +203,7 @@ class ProcedureWorker:
         claims: list[ProcedureEvent] = []
         for stream, event in messages:
             part = event.message.partition
-            slot = self.partitions.get(part)
-            if slot is None and part in self._loading:
-                await self._loading[part].wait()
-                slot = self.partitions.get(part)
+            slot = await self.slot_of(part)
             if slot is None:  # not ours any more: unacknowledged, the new owner reads it
                 continue
             if slot.pending_since is None:  # a stuck claim or apply counts as waiting too
@@ -312,22 +285,13 @@ class ProcedureWorker:
         if slot.pending_events >= MAX_PENDING_EVENTS:
             await self.flush({event.message.partition})
 
-    async def run_commits(self) -> None:
-        """Commit as soon as events are applied; events applied during a
-        commit go into the next one (group commit, so a busy stream makes
-        fewer, larger commits). Between events, commit every
-        ``IOC_FLUSH_INTERVAL`` s for the time that passes (SLA transitions),
-        and as soon as a KPI update held back by its rate limit is due."""
+    def _commit_wait(self) -> float:
+        """Every ``IOC_FLUSH_INTERVAL`` s for the time that passes (SLA
+        transitions), and as soon as a KPI update held back by its rate
+        limit is due."""
         gap = 1 / self.settings.kpi_updates_per_second
-        while True:
-            held = any(s.processor.updates_waiting() for s in self.partitions.values())
-            wait = min(gap, self.settings.flush_interval) if held else self.settings.flush_interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._applied.wait(), wait)
-                if self.settings.commit_delay:
-                    await asyncio.sleep(self.settings.commit_delay)
-            self._applied.clear()
-            await self.flush()
+        held = any(s.processor.updates_waiting() for s in self.partitions.values())
+        return min(gap, self.settings.flush_interval) if held else self.settings.flush_interval
 
     async def flush(self, parts: set[int] | None = None) -> None:
         """Commit what the processors hold, in one transaction, then ack and
@@ -350,8 +314,7 @@ class ProcedureWorker:
             self.metrics.last_commit.set(committed)
             for out in batch:
                 slot = out.slot
-                for stream, event in out.acks:
-                    await stream.ack(event)
+                await self.ack(out.acks)
                 self.committed_events += slot.committing
                 self.metrics.committed.inc(slot.committing)
                 slot.committing, slot.committing_since = 0, None

@@ -1,0 +1,102 @@
+"""What the procedure and sensor workers share: the discipline of a
+partition's state between Kafka and the database.
+
+- A partition's state is loaded from the database when faust assigns it;
+  a message of a partition being loaded waits for the load.
+- Messages are merged into their partition's state, a commit writes what
+  the states drained in one transaction (with what a new owner needs to go
+  on exactly where it ended), and only then are the messages acknowledged:
+  a restart loses nothing acknowledged and merges nothing twice.
+- A commit runs as soon as messages are merged (those merged meanwhile go
+  into the next: group commit) and every ``IOC_FLUSH_INTERVAL`` s for the
+  time that passes.
+- A revoked partition gets a last commit before it goes.
+
+Subclasses load (``_load``) and commit (``flush``) their own state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from faust.types import EventT, StreamT
+
+from ioc.settings import Settings
+
+Ack = tuple[StreamT[Any], EventT[Any]]
+Slot = TypeVar("Slot")
+
+
+class PartitionWorker(Generic[Slot]):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.partitions: dict[int, Slot] = {}
+        # partitions being loaded: faust may hand us their messages already
+        self._loading: dict[int, asyncio.Event] = {}
+        self._lock = asyncio.Lock()  # one commit at a time
+        # set when messages are merged: the commit loop commits them at once
+        self._applied = asyncio.Event()
+
+    # -- partitions come and go ----------------------------------------------------
+
+    def expect(self, parts: set[int]) -> None:
+        """Partitions about to be assigned: their messages wait for their
+        load. Faust may hand them over while another stream's partitions
+        load; one taken for a partition not known here is left unread."""
+        for part in parts - set(self.partitions):
+            self._loading.setdefault(part, asyncio.Event())
+
+    async def assign(self, parts: set[int]) -> None:
+        self.expect(parts)
+        new = sorted(parts - set(self.partitions))
+        try:
+            await self._load(new)
+        finally:
+            for part in new:
+                self._loading.pop(part).set()
+
+    async def _load(self, parts: list[int]) -> None:
+        """Put each partition's state in ``self.partitions``."""
+        raise NotImplementedError
+
+    async def revoke(self, parts: set[int]) -> None:
+        await self.flush(parts & set(self.partitions))
+        for part in parts:
+            self.partitions.pop(part, None)
+
+    async def slot_of(self, part: int) -> Slot | None:
+        """The partition's state, once loaded; None when it is not ours (its
+        message stays unacknowledged: the new owner reads it)."""
+        slot = self.partitions.get(part)
+        if slot is None and part in self._loading:
+            await self._loading[part].wait()
+            slot = self.partitions.get(part)
+        return slot
+
+    # -- commits -------------------------------------------------------------------
+
+    async def run_commits(self) -> None:
+        """Commit as soon as messages are merged, else every ``_commit_wait()`` s."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._applied.wait(), self._commit_wait())
+                if self.settings.commit_delay:
+                    await asyncio.sleep(self.settings.commit_delay)
+            self._applied.clear()
+            await self.flush()
+
+    def _commit_wait(self) -> float:
+        return self.settings.flush_interval
+
+    async def flush(self, parts: set[int] | None = None) -> None:
+        """Commit what the states of ``parts`` (all when None) hold, then
+        acknowledge and publish."""
+        raise NotImplementedError
+
+    @staticmethod
+    async def ack(acks: Sequence[Ack]) -> None:
+        for stream, event in acks:
+            await stream.ack(event)
