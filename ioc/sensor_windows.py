@@ -135,7 +135,23 @@ class P95(Aggregator[tuple[Floats, ...]]):
     def result(self, state: tuple[Floats, ...]) -> Stats:
         if not state:
             return {"p95": None}
-        return {"p95": float(np.percentile(np.concatenate(state), PERCENTILE))}
+        values = state[0] if len(state) == 1 else np.concatenate(state)
+        return {"p95": percentile(values, PERCENTILE)}
+
+
+def percentile(values: Floats, q: float) -> float:
+    """``np.percentile(values, q)`` (linear), by a partial sort of the two
+    values around the rank: the same figure at a fraction of the cost
+    (numpy's general routine took most of a status's time)."""
+    rank = q / 100 * (len(values) - 1)
+    lo = int(rank)
+    t = rank - lo
+    if t == 0 or lo + 1 >= len(values):
+        return float(np.partition(values, lo)[lo])
+    part = np.partition(values, (lo, lo + 1))
+    a, b = float(part[lo]), float(part[lo + 1])
+    # numpy's _lerp, so the figure is the same to the last bit
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
 
 
 class Count(Aggregator[int]):

@@ -321,3 +321,13 @@ def test_series_matches_a_sorted_dict_through_growth_and_compaction() -> None:
             ref = {k: v for k, v in ref.items() if k >= before}
         assert s.ts.tolist() == sorted(ref)
         assert s.values.tolist() == [ref[k] for k in sorted(ref)]
+
+
+def test_the_percentile_is_numpys_to_the_last_bit() -> None:
+    from ioc.sensor_windows import percentile
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 4, 5, 20, 21, 100, 1441):
+        for _ in range(50):
+            values = rng.normal(50, 20, n)
+            assert percentile(values, 95) == float(np.percentile(values, 95))
