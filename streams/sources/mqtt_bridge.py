@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -46,6 +46,56 @@ BATCH_MAX = 1000
 MAX_PENDING_QOS0 = 100_000
 # Between the last acks of a stop and the DISCONNECT (see MqttBridge.stop).
 ACK_GRACE_SECONDS = 0.2
+
+
+T = TypeVar("T")
+
+
+class Handoff(Generic[T]):
+    """Items from paho's thread to the event loop, in order. The loop is
+    woken only when the list was empty or holds a whole batch: waking it
+    per message
+    (``call_soon_threadsafe``) took an eighth of the bridge's time at
+    20,000 messages a second."""
+
+    def __init__(self) -> None:
+        self._items: list[T] = []
+        self._lock = threading.Lock()
+        self._ready = asyncio.Event()  # items wait
+        self._full = asyncio.Event()  # a whole batch waits
+        self._most = 1
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def put(self, item: T) -> None:
+        """From any thread, once bound."""
+        with self._lock:
+            self._items.append(item)
+            n = len(self._items)
+        if self._loop is not None and (n == 1 or n == self._most):
+            self._loop.call_soon_threadsafe((self._ready if n == 1 else self._full).set)
+
+    async def take(self, most: int, within: float) -> list[T]:
+        """The items that came within ``within`` s of the first one, at
+        most ``most`` (at least one; waits for it)."""
+        while True:
+            await self._ready.wait()
+            self._most = most
+            if len(self._items) < most:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), within)
+            self._full.clear()
+            with self._lock:
+                batch, self._items = self._items[:most], self._items[most:]
+                if not self._items:
+                    self._ready.clear()
+            if batch:  # a wake-up may come after its items were taken
+                return batch
 
 
 @dataclass(slots=True)
@@ -87,7 +137,7 @@ class MqttBridge:
         self._closing = False
         self._lock = threading.Lock()  # orders acks against (re)connections
         self._client: mqtt.Client | None = None
-        self._queue: asyncio.Queue[_Message | None] = asyncio.Queue()
+        self._queue: Handoff[_Message | None] = Handoff()
         self._subscribed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -113,6 +163,7 @@ class MqttBridge:
     async def start(self) -> None:
         """Connect to Kafka (retrying), then to MQTT (paho retries by itself)."""
         self._loop = asyncio.get_running_loop()
+        self._queue.bind(self._loop)
         self._producer = await self._start_producer(self._producer)
         url = urlsplit(self.settings.mqtt_url)
         client = mqtt.Client(
@@ -148,7 +199,7 @@ class MqttBridge:
         unacknowledged; the broker re-delivers it on the next start."""
         self._closing = True
         if self._flusher is not None:
-            self._queue.put_nowait(None)
+            self._queue.put(None)
             try:
                 await asyncio.wait_for(self._flusher, self._drain_timeout)
             except TimeoutError:
@@ -228,7 +279,7 @@ class MqttBridge:
         item = _Message(
             msg.topic, bytes(msg.payload), msg.mid, msg.qos, now, self._session, time.time()
         )
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        self._queue.put(item)
         self.metrics.received.labels(str(msg.qos)).inc()
         self.metrics.pending.inc()
 
@@ -239,11 +290,7 @@ class MqttBridge:
         batch, until ``stop()`` queues None."""
         last = False
         while not last:
-            batch = [await self._queue.get()]
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FLUSH_SECONDS):
-                    while len(batch) < BATCH_MAX and batch[-1] is not None:
-                        batch.append(await self._queue.get())  # no wait while queued
+            batch = await self._queue.take(BATCH_MAX, FLUSH_SECONDS)
             last = batch[-1] is None
             await self._deliver([m for m in batch if m is not None])
 
