@@ -46,6 +46,10 @@ DAY_HOURS = 24 + 7
 # readings kept per sensor: a day of hours for the daily index, and its 7 before
 KEEP_SECONDS = DAY_HOURS * HOUR
 SCALES = (AqiScale.VN, AqiScale.US_EPA_2024)
+# Unknown sensors followed per partition (windows, status) at most; the
+# readings of more are stored all the same.
+MAX_UNKNOWN = 20_000
+SWEEP_SECONDS = 60.0
 DAILY = "vn-daily"
 
 
@@ -114,6 +118,10 @@ class SensorPartition:
         self.signalled: dict[str, int] = {}
         self._pending = _Pending()
         self._status_at: dict[str, float] = {}
+        self._swept = -math.inf
+        # readings of unknown sensors past MAX_UNKNOWN: stored, not followed
+        self.untracked = 0
+        self._unknown = 0  # unknown sensors held
 
     # -- in -------------------------------------------------------------------------
 
@@ -124,14 +132,19 @@ class SensorPartition:
         new = 0
         for r in readings:
             pending.readings.append(r)  # stored even when too old for the windows
+            if r.sensor_id not in self.latest and not self._room_for(r.sensor_id):
+                self.untracked += 1
+                continue
             if not self.windows.add(r.sensor_id, r.ts, r.values):
                 continue
             new += 1
             old = self.latest.get(r.sensor_id)
+            station = self.stations.get(r.sensor_id)
+            if old is None and station is None:
+                self._unknown += 1
             if old is None or r.ts >= old.ts:
                 self.latest[r.sensor_id] = r
             pending.changed.add(r.sensor_id)
-            station = self.stations.get(r.sensor_id)
             if station is None:
                 continue
             for event in self.flood.add(_as_station(r, station)):
@@ -146,11 +159,34 @@ class SensorPartition:
                 pending.aqi_from[r.sensor_id] = min(pending.aqi_from.get(r.sensor_id, hour), hour)
         return new
 
+    def _room_for(self, sensor_id: str) -> bool:
+        """Whether a sensor not yet held may be: configured stations always,
+        unknown ids up to ``MAX_UNKNOWN`` (producers may send any id)."""
+        if sensor_id in self.stations.by_id:
+            return True
+        return self._unknown < MAX_UNKNOWN
+
     def tick(self, now: float) -> None:
-        """The clock moved to ``now``: sensors silent too long."""
+        """The clock moved to ``now``: sensors silent too long; unknown
+        sensors whose newest reading left the windows are forgotten."""
         for change in self.health.tick(now):
             self._pending.changed.add(change.sensor_id)
             self._pending.signals += health_signals(change)
+        if now - self._swept >= SWEEP_SECONDS:
+            self._swept = now
+            for sensor_id in [
+                sid
+                for sid, r in self.latest.items()
+                if r.ts < now - KEEP_SECONDS and sid not in self.stations.by_id
+            ]:
+                self.forget(sensor_id)
+
+    def forget(self, sensor_id: str) -> None:
+        self.windows.drop(sensor_id)
+        if self.latest.pop(sensor_id, None) is not None and sensor_id not in self.stations.by_id:
+            self._unknown -= 1
+        self.aqi.pop(sensor_id, None)
+        self._status_at.pop(sensor_id, None)
 
     # -- out ------------------------------------------------------------------------
 
@@ -330,6 +366,7 @@ class SensorPartition:
             )
             if r.sensor_id not in self.latest:
                 self.latest[r.sensor_id] = r
+        self._unknown = sum(1 for sid in self.latest if sid not in self.stations.by_id)
         self._pending = _Pending()
 
 

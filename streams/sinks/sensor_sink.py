@@ -153,7 +153,14 @@ class SensorSink(PostgresSink):
         statuses = [
             r[0]
             for r in await (
-                await conn.execute("SELECT status FROM sensor_status WHERE part = %s", (part,))
+                await conn.execute(
+                    # those still in the windows: an unknown id heard once long
+                    # ago is not followed any more
+                    "SELECT status FROM sensor_status WHERE part = %s AND (ts IS NULL OR "
+                    "ts > (SELECT max(ts) FROM sensor_status WHERE part = %s) "
+                    "- make_interval(secs => %s))",
+                    (part, part, keep_s),
+                )
             ).fetchall()
         ]
         ids = [s["sensor_id"] for s in statuses if s.get("ts") is not None]

@@ -6,9 +6,12 @@ import random
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from ioc.clock import parse_instant
 from ioc.events import SensorReading
 from ioc.stations import SAMPLE_STATIONS, Stations, load_stations
+from streams import sensor_stage
 from streams.sensor_stage import SensorPartition, day_end, hour_end, stations_of
 
 SAMPLE = load_stations(SAMPLE_STATIONS)
@@ -183,3 +186,20 @@ def test_a_partition_holds_the_stations_of_its_areas() -> None:
     assert sum(len(p) for p in parts) == len(SAMPLE)
     for p, held in enumerate(parts):
         assert all(len(s.area) % 2 == p for s in held)
+
+
+def test_unknown_sensors_are_followed_up_to_a_bound_and_forgotten_when_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sensor_stage, "MAX_UNKNOWN", 3)
+    s = stage("aq-00166-1")
+    s.add([reading(f"nz-{i}", "08:00:00", laeq=50.0) for i in range(5)], ts("08:00:00"))
+    s.add([reading("aq-00166-1", "08:00:00", pm25=10.0)], ts("08:00:00"))
+    drain = s.drain()
+    assert len(drain.readings) == 6  # every reading is stored
+    assert sorted(drain.statuses) == ["aq-00166-1", "nz-0", "nz-1", "nz-2"]
+    assert s.untracked == 2
+    s.tick(ts("08:00:00") + sensor_stage.KEEP_SECONDS + 1)
+    assert sorted(s.latest) == ["aq-00166-1"]  # a station is never forgotten
+    s.add([reading("nz-4", "08:00:00", laeq=50.0)], ts("08:00:00"))
+    assert "nz-4" in s.latest  # room again
