@@ -173,6 +173,7 @@ def create_app(
     @app.timer(interval=STATS_INTERVAL)
     async def report() -> None:
         worker_report.log_stats(worker)
+        sensor_worker.log_stats()
 
     lag_since: list[float | None] = [None]  # monotonic; None while nothing waits
 

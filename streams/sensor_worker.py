@@ -89,6 +89,19 @@ class SensorWorker(PartitionWorker[SensorSlot]):
         self.metrics = metrics or WorkerMetrics()
         self.dead_letters = 0
 
+    def log_stats(self) -> None:
+        """One line for operators, beside the procedure worker's."""
+        stages = [(part, slot.stage) for part, slot in sorted(self.partitions.items())]
+        log.info(
+            "sensor partitions %s: %d sensors followed (%d configured), %d readings of "
+            "unknown sensors past the bound, %d dead letters",
+            [part for part, _ in stages],
+            sum(len(stage.latest) for _, stage in stages),
+            sum(len(stage.stations) for _, stage in stages),
+            sum(stage.untracked for _, stage in stages),
+            self.dead_letters,
+        )
+
     def _partition_of(self, key: str) -> int:
         return partition_for(key, self.settings.sensor_partitions)
 
