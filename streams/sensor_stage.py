@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alerts.model import Signal
@@ -131,33 +131,65 @@ class SensorPartition:
         pending = self._pending
         new = 0
         for r in readings:
-            pending.readings.append(r)  # stored even when too old for the windows
-            if r.sensor_id not in self.latest and not self._room_for(r.sensor_id):
-                self.untracked += 1
+            pending.readings.append(r)  # stored even when not followed
+            station = self.stations.get(r.sensor_id)
+            followed = self.followed(r, station, arrived)
+            if followed is None or (
+                r.sensor_id not in self.latest and not self._room_for(r.sensor_id)
+            ):
+                if followed is None and station is not None:  # say why, once
+                    self._health(r, arrived)
+                    pending.changed.add(r.sensor_id)
+                elif followed is not None:
+                    self.untracked += 1
                 continue
-            if not self.windows.add(r.sensor_id, r.ts, r.values):
-                continue
+            if not self.windows.add(r.sensor_id, r.ts, followed.values):
+                continue  # a repeat, or older than the windows
             new += 1
             old = self.latest.get(r.sensor_id)
-            station = self.stations.get(r.sensor_id)
             if old is None and station is None:
                 self._unknown += 1
             if old is None or r.ts >= old.ts:
-                self.latest[r.sensor_id] = r
+                self.latest[r.sensor_id] = followed
             pending.changed.add(r.sensor_id)
             if station is None:
                 continue
-            for event in self.flood.add(_as_station(r, station)):
+            for event in self.flood.add(_as_station(followed, station)):
                 if isinstance(event, LevelCrossed):
                     pending.signals += flood_signals(event)
                 else:
                     pending.signals += rising_signals(event)
-            for change in self.health.add(r, r.ts if arrived is None else arrived):
-                pending.signals += health_signals(change)
+            self._health(r, arrived)
             if station.kind == "air_quality":
                 hour = hour_end(r.ts)
                 pending.aqi_from[r.sensor_id] = min(pending.aqi_from.get(r.sensor_id, hour), hour)
         return new
+
+    def _health(self, r: SensorReading, arrived: float | None) -> None:
+        for change in self.health.add(r, r.ts if arrived is None else arrived):
+            self._pending.signals += health_signals(change)
+
+    def followed(
+        self, r: SensorReading, station: Station | None, arrived: float | None
+    ) -> SensorReading | None:
+        """The part of a reading the windows, levels and index follow: not a
+        reading stamped too far ahead of its arrival (one dated 2099 would
+        hold the station's newest time for good), nor a configured
+        measure's value outside its physical range (one absurd PM2.5 would
+        weigh on 12 hours of NowCast). Both are stored, and raise the
+        sensor's health problem."""
+        if arrived is not None and r.ts - arrived > self.health.limits.skew_ahead_s:
+            return None
+        if station is None:
+            return r
+        values = {
+            name: value
+            for name, value in r.values.items()
+            if name not in station.measures or station.measures[name].holds(value)
+        }
+        if len(values) == len(r.values):
+            return r
+        return replace(r, values=values) if values else None
 
     def _room_for(self, sensor_id: str) -> bool:
         """Whether a sensor not yet held may be: configured stations always,
@@ -343,22 +375,28 @@ class SensorPartition:
         state: dict[str, Any],
         readings: Iterable[SensorReading],
         statuses: Iterable[dict[str, Any]],
+        now: float | None = None,
     ) -> None:
         """Take back a committed ``state``, the stored readings of the last
         ``KEEP_SECONDS`` (into the windows only: their flood and health
-        effects are in ``state``) and the stored statuses (each sensor's
+        effects are in ``state``; those ``followed`` leaves out as of
+        ``now``, left out again) and the stored statuses (each sensor's
         newest reading)."""
         self.flood.restore(state.get("flood", {}))
         self.health.restore(state.get("health", {}))
         self.aqi = {k: dict(v) for k, v in state.get("aqi", {}).items()}
         self.signalled = {k: int(v) for k, v in state.get("signalled", {}).items()}
-        for r in readings:
+        for stored in readings:
+            r = self.followed(stored, self.stations.get(stored.sensor_id), now)
+            if r is None:
+                continue
             self.windows.add(r.sensor_id, r.ts, r.values)
             old = self.latest.get(r.sensor_id)
             if old is None or r.ts >= old.ts:
                 self.latest[r.sensor_id] = r
+        ahead = self.health.limits.skew_ahead_s
         for item in statuses:
-            if item.get("ts") is None:
+            if item.get("ts") is None or (now is not None and item["ts"] - now > ahead):
                 continue
             values = dict(item.get("values", {}))
             r = SensorReading(

@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from faust.types import EventT
+
 from alerts.model import Signal
 from alerts.signal_messages import signal_item, signal_messages, signals_of
 from ioc.clock import Clock, EventTimeClock
@@ -33,7 +35,7 @@ from ioc.stations import Stations
 from ioc.updates import LatestReading, encode_sensor_update
 from streams.codec import decode_envelope
 from streams.health import WriterHealth
-from streams.kafka import partition_for
+from streams.kafka import edge_time, partition_for
 from streams.metrics import WorkerMetrics
 from streams.partition_worker import Ack, PartitionWorker
 from streams.sensor_stage import KEEP_SECONDS, SensorDrain, SensorPartition, stations_of
@@ -89,6 +91,14 @@ class SensorWorker(PartitionWorker[SensorSlot]):
         self.metrics = metrics or WorkerMetrics()
         self.dead_letters = 0
 
+    def _arrived(self, event: EventT[Any]) -> float:
+        """When a message's readings arrived, on the deployment's clock: at
+        the edge (the bridge, the HTTP ingest) when it says, so a backlog
+        read after an outage is not taken for readings hours late."""
+        now = self.clock.now()
+        edge = edge_time(event.headers)
+        return now if edge is None else now - max(0.0, time.time() - edge)
+
     def log_stats(self) -> None:
         """One line for operators, beside the procedure worker's."""
         stages = [(part, slot.stage) for part, slot in sorted(self.partitions.items())]
@@ -119,7 +129,9 @@ class SensorWorker(PartitionWorker[SensorSlot]):
             now = self.clock.now()
             mine = stations_of(self.stations, part, self._partition_of)
             stage = SensorPartition(part, mine, now)
-            stage.restore(stored.state, stored.readings, stored.statuses)
+            stage.restore(
+                stored.state, stored.readings, stored.statuses, None if self.event_time else now
+            )
             offset = stored.next_offset or 0
             slot = SensorSlot(stage, offset, offset, float(stored.state.get("clock", 0.0)))
             slot.unsent = signals_of({"signals": stored.state.get("unsent", [])})
@@ -159,7 +171,7 @@ class SensorWorker(PartitionWorker[SensorSlot]):
                     slot.watermark = max(slot.watermark, max(r.ts for r in readings))
                     slot.stage.add(readings)
                 else:
-                    slot.stage.add(readings, self.clock.now())
+                    slot.stage.add(readings, self._arrived(event))
         self._applied.set()
 
     # -- commits -------------------------------------------------------------------

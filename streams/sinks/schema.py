@@ -161,7 +161,19 @@ def tables() -> list[str]:
 )""",
         "CREATE UNIQUE INDEX IF NOT EXISTS sensor_readings_event_id "
         "ON sensor_readings (event_id, ts)",
-        "CREATE INDEX IF NOT EXISTS sensor_readings_sensor ON sensor_readings (sensor_id, ts DESC)",
+        # One reading per sensor and instant: the first stored wins, as in the
+        # sensor stage's windows, so the table, the windows rebuilt from it after
+        # a restart, and the REST series agree. Earlier releases kept every event
+        # id: their later duplicates go once, before the index is made.
+        """DO $$ BEGIN
+    IF to_regclass('sensor_readings_sensor_ts') IS NULL THEN
+        DELETE FROM sensor_readings a USING sensor_readings b
+        WHERE a.sensor_id = b.sensor_id AND a.ts = b.ts AND a.event_id > b.event_id;
+    END IF;
+END $$""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS sensor_readings_sensor_ts "
+        "ON sensor_readings (sensor_id, ts DESC)",
+        "DROP INDEX IF EXISTS sensor_readings_sensor",
         # The sensor stage's view of each sensor (its last reading, windows, AQI,
         # flood level, health: docs/sensors.md, "Status"), rewritten by the
         # commit that changes it; ``part`` is the sensor partition that owns it.

@@ -203,3 +203,56 @@ def test_unknown_sensors_are_followed_up_to_a_bound_and_forgotten_when_gone(
     assert sorted(s.latest) == ["aq-00166-1"]  # a station is never forgotten
     s.add([reading("nz-4", "08:00:00", laeq=50.0)], ts("08:00:00"))
     assert "nz-4" in s.latest  # room again
+
+
+def test_a_reading_dated_far_ahead_is_stored_flagged_and_not_followed() -> None:
+    s = stage("wl-son-tay")
+    far = SensorReading(
+        "x", "wl-son-tay", "tram-son-tay", "water_level", 4102333200.0, {"level": 5.1}, b""
+    )
+    s.add([reading("wl-son-tay", "08:00:00", level=5.0), far], ts("08:00:00"))
+    drain = s.drain()
+    assert len(drain.readings) == 2
+    status = drain.statuses["wl-son-tay"][3]
+    assert status["ts"] == ts("08:00:00") and "clock_skew" in status["health"]["problems"]
+    # the station goes on: 15.0 m is above line III (14.4 m)
+    s.add([reading("wl-son-tay", "08:10:00", level=15.0)], ts("08:10:00"))
+    drain = s.drain()
+    assert drain.statuses["wl-son-tay"][3]["flood"]["level"] == 3
+    assert drain.statuses["wl-son-tay"][3]["health"]["ok"] is True
+    # a restart leaves it out again
+    again = stage("wl-son-tay")
+    again.restore(drain.state, [far], [], ts("08:10:00"))
+    assert again.windows.newest("wl-son-tay") is None
+
+
+def test_a_value_outside_its_range_is_flagged_and_kept_out_of_the_index() -> None:
+    s = stage("aq-00070-1")  # PM2.5 0..1000 µg/m³
+    s.add(
+        [
+            reading("aq-00070-1", "09:40:00", pm25=10.0, pm10=20.0),
+            reading("aq-00070-1", "10:02:00", pm25=9_999_999.0, pm10=20.0),
+        ],
+        ts("10:03:00"),
+    )
+    status = s.drain().statuses["aq-00070-1"][3]
+    assert "out_of_range" in status["health"]["problems"]
+    assert status["values"] == {"pm10": 20.0}  # the in-range measure is followed
+    s.add([reading("aq-00070-1", "10:30:00", pm25=10.0, pm10=20.0)], ts("10:31:00"))
+    status = s.drain().statuses["aq-00070-1"][3]
+    assert status["health"]["ok"] is True
+    assert status["windows"]["pm25"]["24h"]["max"] == 10.0
+    assert status["windows"]["pm10"]["24h"]["count"] == 3
+    # PM2.5 10 in both hours: 50 / 25 x 10 = 20; PM10 20: 50 / 50 x 20 = 20
+    assert status["aqi"]["vn"]["index"] == 20
+
+
+def test_of_two_readings_at_one_instant_the_first_stays() -> None:
+    s = stage("aq-00004-1")
+    first = reading("aq-00004-1", "21:25:00", pm25=46.0)
+    second = SensorReading(
+        "other", first.sensor_id, first.area, first.kind, first.ts, {"pm25": 500.0}, b""
+    )
+    s.add([first, second], ts("21:26:00"))
+    status = s.drain().statuses["aq-00004-1"][3]
+    assert status["values"] == {"pm25": 46.0} and status["windows"]["pm25"]["1m"]["count"] == 1
