@@ -14,7 +14,6 @@ part of the same commit.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from psycopg import sql
 
 from alerts.messages import SLA_COLUMNS, SLA_INSTANTS, SLA_SELECT, SlaTransition
 from ioc.clock import utc_datetime
-from ioc.events import ProcedureEvent, SensorReading, stored_body
+from ioc.events import ProcedureEvent, stored_body
 from ioc.kpis import FLOWS, LEVELS
 from streams.processor import Drained
 from streams.sinks.copyformat import (
@@ -332,58 +331,6 @@ class PostgresSink:
             values = np.concatenate([zeros, d.levels], axis=1)
             parts.append(counter_rows(d.level_minutes * 60, ids[d.level_scopes], d.part, values))
         return b"".join(parts)
-
-    async def write_readings(self, readings: Sequence[SensorReading]) -> int:
-        """Store readings not stored already; returns how many were new. A
-        reading the server refuses goes to the dead letters, the rest commit."""
-        conn = self.conn
-        try:
-            async with conn.transaction():
-                return await self._readings(conn, readings)
-        except Exception as exc:
-            if not is_data_error(exc):
-                raise
-            log.warning("a batch of readings was refused (%s); storing them one by one", exc)
-        stored = 0
-        async with conn.transaction():
-            for r in readings:
-                try:
-                    async with conn.transaction():
-                        stored += await self._readings(conn, [r])
-                except Exception as exc:
-                    if not is_data_error(exc):
-                        raise
-                    self.diverted += 1
-                    await self._divert(
-                        conn, f"sensor reading not storable: {exc}", "sensor_readings", r.raw
-                    )
-        return stored
-
-    async def _readings(
-        self, conn: psycopg.AsyncConnection[Any], readings: Sequence[SensorReading]
-    ) -> int:
-        await conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE sensor_readings) "
-            "ON COMMIT DELETE ROWS"
-        )
-        async with conn.cursor().copy(
-            'COPY readings_in (ts, event_id, sensor_id, area, kind, "values") FROM STDIN'
-        ) as copy:
-            for r in readings:
-                await copy.write_row(
-                    (
-                        utc_datetime(r.ts),
-                        r.event_id,
-                        r.sensor_id,
-                        r.area,
-                        r.kind,
-                        json.dumps(r.values),
-                    )
-                )
-        cur = await conn.execute(
-            "INSERT INTO sensor_readings SELECT * FROM readings_in ON CONFLICT DO NOTHING"
-        )
-        return cur.rowcount
 
     async def write_dead_letters(self, letters: Sequence[tuple[str, str, str, bytes]]) -> None:
         """Store dead letters as (source, reason, origin, raw bytes). Text from

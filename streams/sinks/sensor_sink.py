@@ -52,35 +52,63 @@ class SensorSink(PostgresSink):
         conn = self.conn
         async with conn.transaction():
             for part, next_offset, drain in commits:
-                await self._readings_or_divert(conn, drain.readings)
+                await self.write_readings(drain.readings)
                 await self._statuses(conn, part, drain)
                 await self._aqi(conn, drain.aqi)
                 await self._partition(conn, part, next_offset, drain.state)
 
-    async def _readings_or_divert(
-        self, conn: psycopg.AsyncConnection[Any], readings: Sequence[SensorReading]
-    ) -> None:
-        if not readings:
-            return
+    async def write_readings(self, readings: Sequence[SensorReading]) -> int:
+        """Store readings not stored already; returns how many were new. A
+        reading the server refuses goes to the dead letters, the rest commit
+        (within a commit's transaction: savepoints)."""
+        conn = self.conn
         try:
             async with conn.transaction():
-                await self._readings(conn, readings)
-            return
+                return await self._readings(conn, readings)
         except Exception as exc:
             if not is_data_error(exc):
                 raise
             log.warning("a batch of readings was refused (%s); storing them one by one", exc)
-        for r in readings:
-            try:
-                async with conn.transaction():
-                    await self._readings(conn, [r])
-            except Exception as exc:
-                if not is_data_error(exc):
-                    raise
-                self.diverted += 1
-                await self._divert(
-                    conn, f"sensor reading not storable: {exc}", "sensor_readings", r.raw
+        stored = 0
+        async with conn.transaction():
+            for r in readings:
+                try:
+                    async with conn.transaction():
+                        stored += await self._readings(conn, [r])
+                except Exception as exc:
+                    if not is_data_error(exc):
+                        raise
+                    self.diverted += 1
+                    await self._divert(
+                        conn, f"sensor reading not storable: {exc}", "sensor_readings", r.raw
+                    )
+        return stored
+
+    async def _readings(
+        self, conn: psycopg.AsyncConnection[Any], readings: Sequence[SensorReading]
+    ) -> int:
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE sensor_readings) "
+            "ON COMMIT DELETE ROWS"
+        )
+        async with conn.cursor().copy(
+            'COPY readings_in (ts, event_id, sensor_id, area, kind, "values") FROM STDIN'
+        ) as copy:
+            for r in readings:
+                await copy.write_row(
+                    (
+                        utc_datetime(r.ts),
+                        r.event_id,
+                        r.sensor_id,
+                        r.area,
+                        r.kind,
+                        orjson.dumps(r.values).decode(),
+                    )
                 )
+        cur = await conn.execute(
+            "INSERT INTO sensor_readings SELECT * FROM readings_in ON CONFLICT DO NOTHING"
+        )
+        return cur.rowcount
 
     async def _statuses(
         self, conn: psycopg.AsyncConnection[Any], part: int, drain: SensorDrain

@@ -7,7 +7,7 @@ import pytest
 
 from alerts.messages import SlaTransition
 from ioc.clock import EventTimeClock
-from ioc.events import ProcedureEvent, SensorReading
+from ioc.events import ProcedureEvent
 from ioc.kpis import F
 from streams.processor import Drained, PartitionProcessor
 from streams.scopes import ScopeIndex
@@ -200,24 +200,3 @@ def test_an_event_the_server_refuses_is_diverted_and_the_rest_commit(database_ur
     assert source == "worker" and origin == "procedure_events/3/2"
     assert reason.startswith("procedure event not storable: ") and "NUL" in reason
     assert raw == refused[0]
-
-
-def test_a_reading_the_server_refuses_is_diverted_and_the_rest_stored(database_url: str) -> None:
-    migrate(database_url)
-    good = [
-        SensorReading(f"r{i}", "aq-1", "00166", "air_quality", vn("2026-03-16 09:00") + i, {}, b"")
-        for i in range(3)
-    ]
-    bad = SensorReading("r-bad", "aq\x00", "00166", "air_quality", good[0].ts, {}, b"raw bad")
-
-    async def run() -> int:
-        sink = PostgresSink(database_url)
-        await sink.connect()
-        stored = await sink.write_readings([good[0], bad, *good[1:]])
-        await sink.close()
-        return stored
-
-    assert asyncio.run(run()) == 3
-    with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT count(*) FROM sensor_readings").fetchone() == (3,)
-        assert conn.execute("SELECT raw FROM dead_letters").fetchall() == [(b"raw bad",)]

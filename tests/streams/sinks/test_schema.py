@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 from ioc.events import SensorReading
-from streams.sinks.postgres import PostgresSink
 from streams.sinks.schema import (
     MIN_TIMESCALEDB,
     _sensor_hourly_select,
@@ -24,6 +23,7 @@ from streams.sinks.schema import (
     timescale_release,
     timescale_statements,
 )
+from streams.sinks.sensor_sink import SensorSink
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -163,7 +163,7 @@ def test_sensor_readings_hourly_holds_the_whole_history_and_late_readings(
     migrate(database_url)
 
     async def write(batch: list[SensorReading]) -> None:
-        sink = PostgresSink(database_url)
+        sink = SensorSink(database_url)
         await sink.connect()
         await sink.write_readings(batch)
         await sink.close()

@@ -27,8 +27,8 @@ from ioc.events import (
 )
 from streams.processor import PartitionProcessor
 from streams.scopes import ScopeIndex
-from streams.sinks.postgres import PostgresSink
 from streams.sinks.schema import migrate
+from streams.sinks.sensor_sink import SensorSink
 from tests.streams.helpers import RECEIPT, world
 
 pytestmark = pytest.mark.integration
@@ -144,10 +144,12 @@ def test_accepted_procedure_events_are_stored(
 def test_accepted_sensor_readings_are_stored(
     database_url: str, ts: str, sensor_id: str, area: str, values: dict[str, float]
 ) -> None:
+    n = next(COUNTER)
     obj = {
         "schema": 1,
-        "event_id": f"{next(COUNTER)}",
-        "sensor_id": sensor_id,
+        "event_id": f"{n}",
+        # one reading per sensor and instant is stored: a sensor of its own
+        "sensor_id": f"{n}-{sensor_id}"[:128],
         "area": area,
         "kind": "air_quality",
         "ts": ts,
@@ -173,7 +175,7 @@ def write(url: str, action: Any) -> None:
         _MIGRATED.add(url)
 
     async def run() -> None:
-        sink = PostgresSink(url)
+        sink = SensorSink(url)
         await sink.connect()
         try:
             await action(sink)
