@@ -12,7 +12,7 @@ from streams.sinks.schema import migrate
 from streams.sinks.sensor_sink import PartitionMoved, SensorSink, StoredSensors
 from tests.streams.helpers import vn
 
-pytestmark = pytest.mark.db
+pytestmark = pytest.mark.integration
 
 
 def reading(n: int, sensor: str = "aq-1", value: float = 40.0) -> SensorReading:
