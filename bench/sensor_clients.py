@@ -6,7 +6,8 @@
 
 ``publish``: one MQTT connection publishing ``--count`` air-quality
 readings as fast as it can, round robin over its sensors (``{run}-{n}`` for
-n from ``--first``), each with its own ``event_id``; QoS 1 with up to 5000
+n from ``--first``), each with its own ``event_id`` and each round over the
+sensors a second later (one reading per sensor and instant); QoS 1 with up to 5000
 messages not yet acknowledged. It prints ``READY``, waits for a line on
 stdin, publishes, waits until the broker acknowledged every QoS 1 message
 (QoS 0: until every message is written to the socket) and prints a JSON
@@ -48,10 +49,14 @@ def publish(args: argparse.Namespace) -> int:
     started = time.monotonic()
     acks = _Acks(sock)
     out = bytearray()
+    # each round over the sensors one second later, ending about now: one
+    # reading per sensor and instant, as a real sensor sends
+    rounds = -(-args.count // len(topics))
+    first_round = int(time.time()) - rounds
     ts = ""
     for i in range(args.count):
-        if i % 1000 == 0:
-            ts = to_iso(time.time())
+        if i % len(topics) == 0:
+            ts = to_iso(first_round + i // len(topics))
         body = (
             f'{{"ts":"{ts}","values":{{"pm25":{i % 300}.5,"pm10":{i % 400}}},'
             f'"event_id":"{args.run}-{args.name}-{i}"}}'
