@@ -6,7 +6,9 @@ Read with the read token. Parameters are checked before anything is read
 sensor's status (``known``, ``ts``, ``values``, ``windows``, ``aqi``,
 ``flood``, ``health``) is passed through as the stage stores it
 (docs/sensors.md, "Status"): its ``ts`` is epoch seconds, as on the live
-channels, so a screen can merge both by ``ts``.
+channels, so a screen can merge both by ``ts``. A station the stage has
+judged but never heard from has ``ts`` null, ``values`` empty and its
+``health`` (``silent``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from ioc.events import MAX_ID, SENSOR_KINDS
 from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.stations import Station, Stations, load_stations
-from ioc.updates import LatestReading
 from streams.sources.http_ingest import problem_responses
-from ui_feed.queries import BUCKETS, MAX_BUCKETS, Reads
+from ui_feed.queries import BUCKETS, MAX_BUCKETS, Reads, SensorStatus
 from ui_feed.rest import EXAMPLE_INSTANT, INSTANT, date_time, parse_time
 
 # Points a default bucket gives at most; a chosen bucket may give up to MAX_BUCKETS.
@@ -67,7 +68,7 @@ def station_view(station: Station, registry: Registry) -> dict[str, Any]:
     }
 
 
-def unknown_view(reading: LatestReading, registry: Registry) -> dict[str, Any]:
+def unknown_view(reading: SensorStatus, registry: Registry) -> dict[str, Any]:
     return {
         "sensor_id": reading.sensor_id,
         "kind": reading.kind,
@@ -82,7 +83,7 @@ def unknown_view(reading: LatestReading, registry: Registry) -> dict[str, Any]:
     }
 
 
-def merged(view: dict[str, Any], reading: LatestReading | None, known: bool) -> dict[str, Any]:
+def merged(view: dict[str, Any], reading: SensorStatus | None, known: bool) -> dict[str, Any]:
     """``view`` with the status fields of ``reading`` (the stage's row)."""
     if reading is not None:
         item = reading.item()
