@@ -55,6 +55,11 @@ BASE = 1_773_594_000.0  # 2026-03-16T00:00:00+07:00
             {"from": "2000-01-01T00:00:00+07:00", "to": T1},
             "at most 5000 hours",
         ),
+        (
+            "/api/v1/sensors/aq-00166-1/aqi",
+            {"scale": "vn-daily", "from": "2000-01-01T00:00:00+07:00", "to": T1},
+            "at most 5000 days",
+        ),
         ("/api/v1/sensors/aq-00166-1/aqi", {"from": T0, "to": "2026-03-16"}, "to has no UTC"),
     ],
 )
@@ -304,6 +309,39 @@ def test_readings_per_bucket_and_hourly_aqi(database_url: str) -> None:
             app, "/api/v1/sensors/aq-00166-1/aqi", scale="us-epa-2024", **{"from": T0, "to": T1}
         )
         assert r.status_code == 200 and r.json()["hours"] == []
+
+    with_servers(database_url, "kafka://127.0.0.1" + UNREACHABLE, test)
+
+
+@pytest.mark.integration
+def test_the_daily_index(database_url: str) -> None:
+    stored(database_url)
+
+    async def test(app: FastAPI) -> None:
+        # the daily index, labelled by the end of its day; by default the last 30 days
+        r = await get(app, "/api/v1/sensors/aq-00166-1/aqi", scale="vn-daily", to=T1)
+        assert r.status_code == 200, r.text
+        assert r.json()["from"] == "2026-02-14T06:00:00+07:00"
+        assert [(h["hour"], h["index"], h["band"]) for h in r.json()["hours"]] == [
+            (T0, 62, "moderate")
+        ]
+
+    with_servers(database_url, "kafka://127.0.0.1" + UNREACHABLE, test)
+
+
+@pytest.mark.integration
+def test_a_sensor_id_with_a_slash(database_url: str) -> None:
+    stored(database_url)
+
+    async def test(app: FastAPI) -> None:
+        # an id with a slash, escaped or not
+        for sid in ("hq/roof-1", "hq%2Froof-1"):
+            r = await get(app, f"/api/v1/sensors/{sid}/readings", **{"from": T0, "to": T1})
+            assert r.status_code == 200, r.text
+            assert r.json()["sensor_id"] == "hq/roof-1" and r.json()["kind"] == "noise"
+            assert r.json()["points"][0]["values"]["laeq"]["mean"] == 55.0
+            r = await get(app, f"/api/v1/sensors/{sid}/aqi", **{"from": T0, "to": T1})
+            assert r.status_code == 200 and r.json()["hours"] == [], r.text
 
     with_servers(database_url, "kafka://127.0.0.1" + UNREACHABLE, test)
 
