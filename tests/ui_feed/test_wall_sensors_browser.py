@@ -284,7 +284,7 @@ def test_every_station_fits_the_panel_of_a_1080p_wall(
                 const r = (e) => { const b = e.getBoundingClientRect();
                     return {top: b.top, bottom: b.bottom, left: b.left, right: b.right}; };
                 const panel = document.querySelector('[data-testid="sensors-panel"]');
-                const part = panel.querySelector('.sensors-known');
+                const part = panel.querySelector('.sensors-known') || panel;
                 return {panel: r(panel), part: r(part),
                         rows: Object.fromEntries(ids.map(id => [id,
                             r(document.querySelector(`[data-sensor="${id}"]`))]))};
