@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -41,7 +41,7 @@ from ioc.stations import Stations
 from ioc.topics import Topics
 from ioc.updates import KpiUpdate, LatestReading, Trace, decode_update
 from ui_feed.hub import Hub
-from ui_feed.queries import Reads
+from ui_feed.queries import Reads, SensorStatus
 
 log = logging.getLogger(__name__)
 # Sensor ids the stations file lacks that get channels, at most: a producer
@@ -49,6 +49,14 @@ log = logging.getLogger(__name__)
 SENSORS_SHOWN = 500
 # transitions sent twice come within a worker's restart: far fewer than this
 ALERTS_REMEMBERED = 50_000
+
+
+def _as_new(ts: float | None, held: float | None) -> bool:
+    """Whether an item at ``ts`` replaces one held at ``held`` (None: no
+    reading yet, older than any)."""
+    if held is None:
+        return True
+    return ts is not None and ts >= held
 
 
 class TopicsMissing(Exception):
@@ -111,11 +119,13 @@ class Feed:
                 view["trace"] = {**trace, "edge": edge} if edge is not None else trace
             self.hub.publish(channel_of(scope), view, conflate=True)
 
-    def apply_sensors(self, readings: list[LatestReading]) -> None:
+    def apply_sensors(self, readings: Sequence[LatestReading | SensorStatus]) -> None:
         """Publish each sensor's newest item on ``sensor/{id}`` and the
         changed items of each kind on ``sensors/{kind}``. An item older
         than the one held (by ``ts``) is ignored; one as old replaces it
-        (the stage sends a sensor again when only its status changed)."""
+        (the stage sends a sensor again when only its status changed). An
+        item without ``ts`` (a station never heard from, from the start-up
+        load) is older than any reading."""
         changed: dict[str, list[dict[str, Any]]] = {}
         for r in readings:
             known = self.stations.knows(r.sensor_id)
@@ -125,7 +135,7 @@ class Feed:
                     self.unknown_dropped += 1
                     continue
                 self.unknown_shown.add(r.sensor_id)
-            if old is not None and r.ts < old["ts"]:
+            if old is not None and not _as_new(r.ts, old["ts"]):
                 continue
             item = {**r.item(), "area_label": self.registry.area_label(r.area)}
             item.setdefault("known", known)

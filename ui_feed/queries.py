@@ -6,6 +6,7 @@ derives the KPIs with ``ioc.kpis``, the same code the workers run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -23,17 +24,42 @@ MAX_BUCKETS = 5000
 READING_FIELDS = frozenset(("sensor_id", "area", "kind", "ts", "values"))
 
 
-def status_reading(row: Any) -> LatestReading:
+@dataclass(frozen=True, slots=True)
+class SensorStatus:
+    """A sensor as the sensor stage stored it: ``LatestReading`` with a
+    ``ts`` that may be None, for a configured station never heard from (its
+    status still says so: ``health``, and ``values`` empty)."""
+
+    sensor_id: str
+    area: str
+    kind: str
+    ts: float | None
+    values: dict[str, float]
+    status: dict[str, Any] = field(default_factory=dict)
+
+    def item(self) -> dict[str, Any]:
+        return {
+            **self.status,
+            "sensor_id": self.sensor_id,
+            "area": self.area,
+            "kind": self.kind,
+            "ts": self.ts,
+            "values": self.values,
+        }
+
+
+def status_reading(row: Any) -> SensorStatus:
     """A ``sensor_status`` row (sensor_id, area, kind, ts, status) as the
-    reading a ``sensor`` message would carry."""
+    item a ``sensor`` message would carry; ``ts`` None (and no values) for a
+    station that never reported."""
     sensor_id, area, kind, ts, status = row
     status = status if isinstance(status, dict) else {}
     values = status.get("values")
-    return LatestReading(
+    return SensorStatus(
         sensor_id,
         area,
         kind,
-        float(ts),
+        float(ts) if ts is not None else None,
         values if isinstance(values, dict) else {},
         {k: v for k, v in status.items() if k not in READING_FIELDS},
     )
@@ -101,8 +127,9 @@ class Reads:
             ).fetchall()
         return [SlaTransition.from_row(row) for row in reversed(rows)]
 
-    async def latest_readings(self) -> list[LatestReading]:
-        """Each sensor as the sensor stage last stored it (``sensor_status``).
+    async def latest_readings(self) -> list[LatestReading | SensorStatus]:
+        """Each sensor as the sensor stage last stored it (``sensor_status``,
+        ``ts`` None for a station never heard from).
         Before the stage has stored any, the newest stored reading of each
         sensor of the last 30 days (without status fields)."""
         async with self.pool.connection() as conn:
@@ -125,7 +152,7 @@ class Reads:
 
     async def sensor_statuses(
         self, kind: str | None = None, area: str | None = None, sensor_id: str | None = None
-    ) -> list[LatestReading]:
+    ) -> list[SensorStatus]:
         """Rows of ``sensor_status``, filtered by kind, area or id."""
         where, args = [], []
         for column, value in (("kind", kind), ("area", area), ("sensor_id", sensor_id)):

@@ -6,7 +6,9 @@ Read with the read token. Parameters are checked before anything is read
 sensor's status (``known``, ``ts``, ``values``, ``windows``, ``aqi``,
 ``flood``, ``health``) is passed through as the stage stores it
 (docs/sensors.md, "Status"): its ``ts`` is epoch seconds, as on the live
-channels, so a screen can merge both by ``ts``.
+channels, so a screen can merge both by ``ts``. A station the stage has
+judged but never heard from has ``ts`` null, ``values`` empty and its
+``health`` (``silent``).
 """
 
 from __future__ import annotations
@@ -23,16 +25,18 @@ from ioc.events import MAX_ID, SENSOR_KINDS
 from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.stations import Station, Stations, load_stations
-from ioc.updates import LatestReading
 from streams.sources.http_ingest import problem_responses
-from ui_feed.queries import BUCKETS, MAX_BUCKETS, Reads
+from ui_feed.queries import BUCKETS, MAX_BUCKETS, Reads, SensorStatus
 from ui_feed.rest import EXAMPLE_INSTANT, INSTANT, date_time, parse_time
 
 # Points a default bucket gives at most; a chosen bucket may give up to MAX_BUCKETS.
 DEFAULT_POINTS = 500
 READINGS_SPAN = 24 * 3600  # default range of a readings read
 AQI_SPAN = 48 * 3600  # default range of an AQI read
-AQI_HOURS = MAX_BUCKETS  # hours an AQI read covers at most
+AQI_HOURS = MAX_BUCKETS  # values an AQI read covers at most (hours, or days)
+DAILY = "vn-daily"  # the daily VN_AQI, labelled by the end of the decision's day
+DAILY_SPAN = 30 * 86400  # default range of a daily AQI read
+SCALES = (*(s.value for s in AqiScale), DAILY)
 STATUS_FIELDS = ("known", "ts", "values", "windows", "aqi", "flood", "health")
 BAND_BY_NAME = {band.name: band for band in BANDS}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -67,7 +71,7 @@ def station_view(station: Station, registry: Registry) -> dict[str, Any]:
     }
 
 
-def unknown_view(reading: LatestReading, registry: Registry) -> dict[str, Any]:
+def unknown_view(reading: SensorStatus, registry: Registry) -> dict[str, Any]:
     return {
         "sensor_id": reading.sensor_id,
         "kind": reading.kind,
@@ -82,7 +86,7 @@ def unknown_view(reading: LatestReading, registry: Registry) -> dict[str, Any]:
     }
 
 
-def merged(view: dict[str, Any], reading: LatestReading | None, known: bool) -> dict[str, Any]:
+def merged(view: dict[str, Any], reading: SensorStatus | None, known: bool) -> dict[str, Any]:
     """``view`` with the status fields of ``reading`` (the stage's row)."""
     if reading is not None:
         item = reading.item()
@@ -182,7 +186,7 @@ def sensors_router(
         out.sort(key=lambda s: (not s["known"], s["kind"], s["sensor_id"]))
         return {"sensors": out}
 
-    @router.get("/sensors/{sensor_id}/readings", responses=found_errors)
+    @router.get("/sensors/{sensor_id:path}/readings", responses=found_errors)
     async def readings(
         sensor_id: str = Path(examples=["aq-00166-1"]),
         bucket: str | None = Query(
@@ -223,22 +227,25 @@ def sensors_router(
             "points": [points[t] for t in sorted(points)],
         }
 
-    @router.get("/sensors/{sensor_id}/aqi", responses=found_errors)
+    @router.get("/sensors/{sensor_id:path}/aqi", responses=found_errors)
     async def aqi(
         sensor_id: str = Path(examples=["aq-00166-1"]),
-        scale: str = Query("vn", description=f"one of {', '.join(s.value for s in AqiScale)}"),
+        scale: str = Query("vn", description=f"one of {', '.join(SCALES)}"),
         start: str | None = instant_from,
         end: str | None = instant_to,
     ) -> dict[str, Any]:
-        """A station's hourly index values with from <= hour < to (default:
-        the last 48 h), oldest first; ``hour`` is the end of the hour the
-        value covers. An hour without a value is absent (no data, never 0)."""
-        scales = [s.value for s in AqiScale]
-        if scale not in scales:
-            raise HTTPException(400, f"scale must be one of {', '.join(scales)}")
-        t_start, t_end = await span(start, end, AQI_SPAN)
-        if (t_end - t_start) / 3600 > AQI_HOURS:
-            raise HTTPException(400, f"at most {AQI_HOURS} hours; shorten the range")
+        """A station's index values with from <= hour < to, oldest first;
+        ``hour`` is the end of the hour the value covers (default range: the
+        last 48 h). ``vn-daily``: the daily VN_AQI, ``hour`` the end of the
+        decision's day (local midnight; default range: the last 30 days).
+        An hour or day without a value is absent (no data, never 0)."""
+        if scale not in SCALES:
+            raise HTTPException(400, f"scale must be one of {', '.join(SCALES)}")
+        daily = scale == DAILY
+        t_start, t_end = await span(start, end, DAILY_SPAN if daily else AQI_SPAN)
+        if (t_end - t_start) / (86400 if daily else 3600) > AQI_HOURS:
+            what = "days" if daily else "hours"
+            raise HTTPException(400, f"at most {AQI_HOURS} {what}; shorten the range")
         area, kind, known = await sensor(sensor_id)
         hours = []
         for hour, index, band_name, dominant, detail in await reads().sensor_aqi(

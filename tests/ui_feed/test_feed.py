@@ -160,6 +160,23 @@ def test_an_older_reading_never_replaces_a_newer_one() -> None:
     assert hub.snapshot("sensor/aq-00166-1")["health"]["ok"] is False  # type: ignore[index]
 
 
+def test_a_station_never_heard_from_has_its_channel_until_its_first_reading() -> None:
+    from ui_feed.queries import SensorStatus
+
+    hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
+    live = sensor_feed(hub)
+    health = {"ok": False, "problems": {"silent": "never heard from for 900 s"}}
+    # as the start-up load reads it from sensor_status: no reading, its health
+    never = SensorStatus("aq-00070-1", "00070", "air_quality", None, {}, {"health": health})
+    live.apply_sensors([never])
+    item = hub.snapshot("sensor/aq-00070-1")
+    assert item["ts"] is None and item["values"] == {} and item["health"] == health  # type: ignore[index]
+    send(live, {**reading("aq-00070-1", 5.0), "area": "00070"})
+    assert hub.snapshot("sensor/aq-00070-1")["ts"] == 5.0  # type: ignore[index]
+    live.apply_sensors([never])  # a reading is newer than no reading
+    assert hub.snapshot("sensor/aq-00070-1")["ts"] == 5.0  # type: ignore[index]
+
+
 def test_unknown_sensor_ids_get_channels_up_to_a_cap_and_stations_always() -> None:
     hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
     live = sensor_feed(hub)

@@ -55,6 +55,11 @@ BASE = 1_773_594_000.0  # 2026-03-16T00:00:00+07:00
             {"from": "2000-01-01T00:00:00+07:00", "to": T1},
             "at most 5000 hours",
         ),
+        (
+            "/api/v1/sensors/aq-00166-1/aqi",
+            {"scale": "vn-daily", "from": "2000-01-01T00:00:00+07:00", "to": T1},
+            "at most 5000 days",
+        ),
         ("/api/v1/sensors/aq-00166-1/aqi", {"from": T0, "to": "2026-03-16"}, "to has no UTC"),
     ],
 )
@@ -88,6 +93,8 @@ def test_the_default_bucket_keeps_to_500_points() -> None:
 
 # -- against the database -------------------------------------------------------
 
+NEVER_HEARD = "never heard from for 900 s (allowed 900 s)"
+
 AQI_VN = {
     "hour": BASE + 3 * 3600,
     "index": 87,
@@ -100,7 +107,7 @@ AQI_VN = {
 }
 
 
-def status(sensor_id: str, ts: float, values: dict[str, float], **fields: object) -> dict:
+def status(sensor_id: str, ts: float | None, values: dict[str, float], **fields: object) -> dict:
     return {
         "sensor_id": sensor_id,
         "known": True,
@@ -162,10 +169,18 @@ def stored(url: str) -> None:
                 {**status("stray-1", BASE, {"laeq": 61.5}), "known": False},
             ),
         ]
+        # a station the stage judged silent without ever hearing from it
+        silent = {
+            **status("aq-00070-1", None, {}),
+            "area": "00070",
+            "kind": "air_quality",
+            "health": {"ok": False, "problems": {"silent": NEVER_HEARD}},
+        }
+        rows.append(("aq-00070-1", "00070", "air_quality", None, silent))
         for sid, area, kind, ts, body in rows:
             conn.execute(
                 "INSERT INTO sensor_status (sensor_id, area, kind, part, ts, status) "
-                "VALUES (%s, %s, %s, 0, to_timestamp(%s), %s)",
+                "VALUES (%s, %s, %s, 0, to_timestamp(%s::float8), %s)",
                 (sid, area, kind, ts, json.dumps(body)),
             )
         for h, (index, band) in enumerate([(40, "good"), (87, "moderate"), (120, "poor")]):
@@ -174,6 +189,18 @@ def stored(url: str) -> None:
                 "%s, %s, 'pm25', %s)",
                 (BASE + (h + 1) * 3600, index, band, json.dumps({"pm25": {"index": index}})),
             )
+        # the daily index of 15 March, labelled by the end of its day (local midnight)
+        conn.execute(
+            "INSERT INTO sensor_aqi VALUES (to_timestamp(%s), 'aq-00166-1', '00166', "
+            "'vn-daily', 62, 'moderate', 'pm25', %s)",
+            (BASE, json.dumps({"pm25": {"index": 62}})),
+        )
+        # a sensor id with a slash, as the ingest takes it
+        conn.execute(
+            "INSERT INTO sensor_readings VALUES (to_timestamp(%s), 's-1', 'hq/roof-1', "
+            "'00166', 'noise', '{\"laeq\": 55.0}')",
+            (BASE,),
+        )
 
 
 @pytest.mark.integration
@@ -198,6 +225,10 @@ def test_sensors_list_stations_with_their_status_and_unknown_sensors(database_ur
         quiet = sensors["aq-00004-1"]
         assert quiet["known"] is True
         assert [quiet[k] for k in ("ts", "values", "aqi", "health")] == [None] * 4
+        # a station never heard from: its health, no reading
+        silent = sensors["aq-00070-1"]
+        assert silent["known"] is True and silent["ts"] is None and silent["values"] == {}
+        assert silent["health"] == {"ok": False, "problems": {"silent": NEVER_HEARD}}
         stray = sensors["stray-1"]
         assert stray["known"] is False and stray["name"] is None and stray["area_label"] == "99999"
         assert stray["values"] == {"laeq": 61.5}
@@ -206,6 +237,8 @@ def test_sensors_list_stations_with_their_status_and_unknown_sensors(database_ur
         assert [s["sensor_id"] for s in r.json()["sensors"]] == ["wl-long-bien", "wl-son-tay"]
         r = await get(app, "/api/v1/sensors", area="99999")
         assert [s["sensor_id"] for s in r.json()["sensors"]] == ["stray-1"]
+        r = await get(app, "/api/v1/sensors", area="00070")
+        assert [s["health"]["ok"] for s in r.json()["sensors"]] == [False]
 
     with_servers(database_url, "kafka://127.0.0.1" + UNREACHABLE, test)
 
@@ -281,20 +314,70 @@ def test_readings_per_bucket_and_hourly_aqi(database_url: str) -> None:
 
 
 @pytest.mark.integration
+def test_the_daily_index(database_url: str) -> None:
+    stored(database_url)
+
+    async def test(app: FastAPI) -> None:
+        # the daily index, labelled by the end of its day; by default the last 30 days
+        r = await get(app, "/api/v1/sensors/aq-00166-1/aqi", scale="vn-daily", to=T1)
+        assert r.status_code == 200, r.text
+        assert r.json()["from"] == "2026-02-14T06:00:00+07:00"
+        assert [(h["hour"], h["index"], h["band"]) for h in r.json()["hours"]] == [
+            (T0, 62, "moderate")
+        ]
+
+    with_servers(database_url, "kafka://127.0.0.1" + UNREACHABLE, test)
+
+
+@pytest.mark.integration
+def test_a_sensor_id_with_a_slash(database_url: str) -> None:
+    stored(database_url)
+
+    async def test(app: FastAPI) -> None:
+        # an id with a slash, escaped or not
+        for sid in ("hq/roof-1", "hq%2Froof-1"):
+            r = await get(app, f"/api/v1/sensors/{sid}/readings", **{"from": T0, "to": T1})
+            assert r.status_code == 200, r.text
+            assert r.json()["sensor_id"] == "hq/roof-1" and r.json()["kind"] == "noise"
+            assert r.json()["points"][0]["values"]["laeq"]["mean"] == 55.0
+            r = await get(app, f"/api/v1/sensors/{sid}/aqi", **{"from": T0, "to": T1})
+            assert r.status_code == 200 and r.json()["hours"] == [], r.text
+
+    with_servers(database_url, "kafka://127.0.0.1" + UNREACHABLE, test)
+
+
+@pytest.mark.integration
 def test_the_feed_starts_from_the_stages_status(database_url: str) -> None:
     """The feed's start-up load reads sensor_status, with the status fields."""
     from psycopg_pool import AsyncConnectionPool
 
+    from ioc.stations import SAMPLE_STATIONS, load_stations
+    from ioc.topics import Topics
+    from tests.streams.helpers import world
+    from ui_feed.feed import Feed
+    from ui_feed.hub import Hub
     from ui_feed.queries import Reads
 
     stored(database_url)
+    registry, _ = world()
 
     async def main() -> None:
         async with AsyncConnectionPool(database_url, min_size=1, max_size=1) as pool:
-            readings = {r.sensor_id: r for r in await Reads(pool).latest_readings()}
-        assert set(readings) == {"aq-00166-1", "wl-long-bien", "stray-1"}
+            reads = Reads(pool)
+            readings = {r.sensor_id: r for r in await reads.latest_readings()}
+            # the feed's whole start-up load, into a hub
+            hub = Hub()
+            live = Feed(hub, reads, registry, Topics(""), stations=load_stations(SAMPLE_STATIONS))
+            await live.load()
+        assert set(readings) == {"aq-00166-1", "aq-00070-1", "wl-long-bien", "stray-1"}
         wl = readings["wl-long-bien"]
         assert wl.values == {"level": 10.7} and wl.status["flood"]["level"] == 2
         assert wl.item()["known"] is True and readings["stray-1"].status["known"] is False
+        silent = readings["aq-00070-1"]
+        assert silent.ts is None and silent.values == {}
+        item = hub.snapshot("sensor/aq-00070-1")
+        assert item["ts"] is None and item["health"]["ok"] is False  # type: ignore[index]
+        assert item["area_label"] == registry.area_label("00070")  # type: ignore[index]
+        assert hub.snapshot("sensor/aq-00166-1")["ts"] == BASE + 17 * 600  # type: ignore[index]
 
     asyncio.run(main())

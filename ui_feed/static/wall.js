@@ -378,9 +378,7 @@
   const ALARMS_EN = ["Below alarm I", "Alarm I", "Alarm II", "Alarm III"];
   const SPARK_MEASURE = { air_quality: "pm25", water_level: "level" };
   const SPARK_EVERY_MS = 5 * 60 * 1000;
-  const SPARK_W = 120;
-  const SPARK_H = 30;
-  const UNKNOWN_SHOWN = 12; // sensors missing from the stations file: the newest few
+  const UNKNOWN_SHOWN = 8; // sensors missing from the stations file: the newest few
   const SVG_NS = "http://www.w3.org/2000/svg";
   const sparks = new Map(); // sensor id -> [{t, v}] of its history line
 
@@ -444,6 +442,51 @@
     schedule("sensors");
   }
 
+  // The panel fits a 1920×1080 wall unattended: the configured stations
+  // first, compact (air quality as AQI tiles, river gauges as bars, other
+  // kinds one line each), then the sensors the stations file lacks. A part
+  // that still overflows turns its pages by itself (rotateSensors).
+  const LAYOUT = { air_quality: "tile", water_level: "bar" };
+  const ROTATE_EVERY_MS = 6000;
+  const AQI_STALE_S = 2 * 3600; // an index this much older than its reading is marked old
+
+  function sensorPart(panel, cls) {
+    let part = panel.querySelector(`:scope > .${cls}`);
+    if (!part) {
+      part = el("div", cls);
+      panel.append(part);
+    }
+    return part;
+  }
+
+  function sensorGroup(part, key, i, vi, en, layout) {
+    let group = part.querySelector(`:scope > section[data-kind="${CSS.escape(String(key))}"]`);
+    if (!group) {
+      group = el("section", `sensor-group g-${layout}`);
+      group.dataset.kind = String(key);
+      const h = el("h3", "", vi);
+      if (en) h.append(el("small", "", en));
+      h.title = en ? `${vi} · ${en}` : vi;
+      group.append(h, el("div", "sensor-rows"));
+    }
+    if (part.children[i] !== group) part.insertBefore(group, part.children[i] || null);
+    return group;
+  }
+
+  // Names without the words every station of their kind starts with
+  // ("Quan trắc không khí Hoàn Kiếm" under "Chất lượng không khí": "Hoàn Kiếm").
+  function shortNames(sensors) {
+    const names = sensors.filter((s) => s.name).map((s) => String(s.name).split(" "));
+    const out = new Map();
+    let common = 0;
+    if (names.length > 1) {
+      const shortest = Math.min(...names.map((w) => w.length));
+      while (common < shortest - 1 && names.every((w) => w[common] === names[0][common])) common += 1;
+    }
+    for (const s of sensors) if (s.name) out.set(s.sensor_id, String(s.name).split(" ").slice(common).join(" "));
+    return out;
+  }
+
   function renderSensors() {
     const panel = $('[data-testid="sensors-panel"]');
     const byKind = new Map();
@@ -456,39 +499,54 @@
       if (!byKind.has(s.kind)) byKind.set(s.kind, []);
       byKind.get(s.kind).push(s);
     }
-    unknown.sort((a, b) => (b.ts || 0) - (a.ts || 0));
-    for (const s of unknown.slice(0, UNKNOWN_SHOWN)) {
-      if (!byKind.has(s.kind)) byKind.set(s.kind, []);
-      byKind.get(s.kind).push(s);
-    }
+    const known = sensorPart(panel, "sensors-known");
+    const extra = sensorPart(panel, "sensors-extra");
     const kinds = [...byKind.keys()].sort((a, b) => kindRank(a) - kindRank(b) || String(a).localeCompare(String(b)));
     const seen = new Set();
     kinds.forEach((kind, i) => {
-      let group = panel.querySelector(`section[data-kind="${CSS.escape(String(kind))}"]`);
-      if (!group) {
-        const [vi, en] = SENSOR_KINDS[kind] || [String(kind), ""];
-        group = el("section", "sensor-group");
-        group.dataset.kind = String(kind);
-        const h = el("h3", "", vi);
-        if (en) h.append(el("small", "", en));
-        group.append(h, el("div", "sensor-rows"));
-      }
-      if (panel.children[i] !== group) panel.insertBefore(group, panel.children[i] || null);
+      const [vi, en] = SENSOR_KINDS[kind] || [String(kind), ""];
+      const layout = LAYOUT[kind] || "line";
+      const group = sensorGroup(known, kind, i, vi, en, layout);
       seen.add(group);
-      renderSensorRows($(".sensor-rows", group), byKind.get(kind));
+      renderSensorRows($(".sensor-rows", group), byKind.get(kind), layout);
     });
-    let note = panel.querySelector('[data-testid="sensors-unknown"]');
-    const hidden = unknown.length - Math.min(unknown.length, UNKNOWN_SHOWN);
+    for (const child of [...known.children]) if (!seen.has(child)) child.remove();
+
+    unknown.sort((a, b) => (b.ts || 0) - (a.ts || 0));
+    const shown = unknown.slice(0, UNKNOWN_SHOWN);
+    let group = extra.querySelector(":scope > section");
+    if (shown.length) {
+      group = sensorGroup(extra, "unknown", 0, "Chưa khai báo", "Not in the stations file", "line");
+      renderSensorRows($(".sensor-rows", group), shown, "line");
+    } else if (group) group.remove();
+    let note = extra.querySelector('[data-testid="sensors-unknown"]');
+    const hidden = unknown.length - shown.length;
     if (hidden > 0) {
       if (!note) {
         note = el("p", "sensors-unknown");
         note.dataset.testid = "sensors-unknown";
+        extra.append(note);
       }
       setText(note, `+${int(hidden)} cảm biến chưa khai báo · not in the stations file`, false);
-      panel.append(note);
-      seen.add(note);
+    } else if (note) note.remove();
+    extra.hidden = extra.children.length === 0;
+  }
+
+  // Turn the pages of a part that overflows: one step every few seconds,
+  // back to the top after the last; no one is there to scroll a wall.
+  function rotateSensors() {
+    const reduced = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    for (const part of document.querySelectorAll('[data-testid="sensors-panel"] > div')) {
+      const max = part.scrollHeight - part.clientHeight;
+      part.dataset.overflow = String(max > 1);
+      if (max <= 1) {
+        if (part.scrollTop) part.scrollTop = 0;
+        continue;
+      }
+      const step = Math.max(20, part.clientHeight - 4); // a page, the last line's edge kept
+      const next = part.scrollTop >= max - 1 ? 0 : Math.min(max, part.scrollTop + step);
+      part.scrollTo({ top: next, behavior: reduced ? "auto" : "smooth" });
     }
-    for (const child of [...panel.children]) if (!seen.has(child)) child.remove();
   }
 
   function kindRank(kind) {
@@ -496,18 +554,19 @@
     return i < 0 ? 99 : i;
   }
 
-  function renderSensorRows(box, sensors) {
+  function renderSensorRows(box, sensors, layout) {
     sensors.sort(
       (a, b) =>
         Number(a.known === false) - Number(b.known === false) ||
         String(a.area_label || a.area).localeCompare(String(b.area_label || b.area), "vi") ||
         String(a.sensor_id).localeCompare(String(b.sensor_id)),
     );
+    const short = shortNames(sensors);
     const seen = new Set();
     sensors.forEach((s, i) => {
       let row = box.querySelector(`[data-sensor="${CSS.escape(String(s.sensor_id))}"]`);
       if (!row) {
-        row = el("div", "sensor");
+        row = el("div", `sensor s-${layout}`);
         row.dataset.sensor = String(s.sensor_id);
         row.dataset.testid = "sensor";
         row.append(el("span", "s-area"), el("span", "s-ts"), el("div", "s-main"), el("span", "s-health"));
@@ -515,21 +574,28 @@
       }
       if (box.children[i] !== row) box.insertBefore(row, box.children[i] || null);
       seen.add(row);
-      const place = s.name ? String(s.name) : `${s.area_label || s.area} · ${s.sensor_id}`;
-      setText(row.children[0], s.known === false ? `${place} · chưa khai báo` : place, false);
-      row.children[0].title = `${s.sensor_id} · ${s.area_label || s.area}`;
+      // a sensor the file lacks is known by its id first
+      const place = s.name ? short.get(s.sensor_id) || String(s.name) : `${s.sensor_id} · ${s.area_label || s.area}`;
+      setText(row.children[0], place, false);
+      row.children[0].title = `${s.name ? s.name + " · " : ""}${s.sensor_id} · ${s.area_label || s.area}`;
       row.dataset.known = String(s.known !== false);
       setText(row.children[1], isNum(s.ts) ? vnTime(s.ts).hm : "", false);
+      row.children[1].title = isNum(s.ts) ? `Số đo lúc ${vnTime(s.ts).hm} · reading at` : "Chưa có số đo · no reading yet";
       const main = row.children[2];
-      const shape = s.kind === "air_quality" ? "air" : s.kind === "water_level" && Array.isArray(s.alarm_levels) ? "water" : "plain";
+      const shape =
+        s.known === false ? "plain" : s.kind === "air_quality" ? "air" : s.kind === "water_level" && Array.isArray(s.alarm_levels) ? "water" : "plain";
       if (main.dataset.shape !== shape) {
         main.replaceChildren();
         main.dataset.shape = shape;
       }
-      if (shape === "air") renderAir(main, s);
-      else if (shape === "water") renderWater(main, s);
+      if (shape === "air") {
+        renderAir(main, s);
+        renderSpark(row, s, 48, 14);
+      } else if (shape === "water") {
+        renderWater(main, s);
+        renderSpark(main, s, 40, 14);
+      }
       else renderValues(main, s);
-      renderSpark(main, s);
       renderHealth(row, s);
     });
     for (const row of [...box.children]) if (!seen.has(row)) row.remove();
@@ -541,7 +607,10 @@
       values = el("span", "s-values");
       box.prepend(values);
     }
-    for (const [name, v] of Object.entries(s.values || {})) {
+    const entries = Object.entries(s.values || {});
+    values.dataset.empty = String(entries.length === 0);
+    if (!entries.length) values.replaceChildren();
+    for (const [name, v] of entries) {
       let m = values.querySelector(`[data-measure="${CSS.escape(name)}"]`);
       if (!m) {
         const [label, unit] = MEASURES[name] || [name, ""];
@@ -557,23 +626,47 @@
   }
 
   // VN_AQI: the index on its band's colour, the band named in both
-  // languages; no index is "no data", never 0.
+  // languages, and the hour the index is of ("lúc 13:00"), marked when it
+  // lags the station's reading; no index is "no data", never 0.
   function renderAir(box, s) {
     let badge = $(".aqi", box);
+    let meta = $(".aqi-meta", box);
     if (!badge) {
       badge = el("span", "aqi");
       badge.dataset.testid = "aqi";
-      box.prepend(badge);
+      meta = el("div", "aqi-meta");
+      const at = el("span", "aqi-at");
+      at.dataset.testid = "aqi-at";
+      meta.append(at);
+      box.prepend(badge, meta);
     }
     const vn = s.aqi && isObject(s.aqi.vn) ? s.aqi.vn : null;
+    const at = $(".aqi-at", meta);
     if (vn && isNum(vn.index)) {
       badge.dataset.band = String(vn.band || "");
       badge.dataset.value = String(vn.index);
       badge.style.backgroundColor = typeof vn.colour === "string" ? vn.colour : "";
       badge.style.color = isDarkBand(vn.band) ? "#fff" : "#111";
-      setText(badge, `${vn.index} · ${vn.label_vi || ""} / ${vn.label_en || ""}`);
-      const hour = isNum(vn.hour) ? vnTime(vn.hour).hm : "";
-      badge.title = `VN_AQI${hour ? " " + hour : ""} · ${vn.dominant || ""}`;
+      const text = `${vn.index} · ${vn.label_vi || ""} / ${vn.label_en || ""}`;
+      if (badge.textContent !== text) {
+        const had = badge.dataset.filled === "1";
+        badge.replaceChildren(el("b", "aqi-i", String(vn.index)), " · ", el("span", "aqi-vi", vn.label_vi || ""), " / ", el("span", "aqi-en", vn.label_en || ""));
+        badge.dataset.filled = "1";
+        if (had) {
+          const next = badge.classList.contains("flash-a") ? "flash-b" : "flash-a";
+          badge.classList.remove("flash-a", "flash-b");
+          badge.classList.add(next);
+        }
+      }
+      const hour = isNum(vn.hour) ? vnTime(vn.hour) : null;
+      badge.title = `VN_AQI${hour ? " " + hour.hm : ""} · ${vn.dominant || ""}`;
+      const ref = isNum(s.ts) ? s.ts : Date.now() / 1000;
+      const lag = hour ? ref - vn.hour : 0;
+      const day = hour && lag > 20 * 3600 ? ` ${hour.dm}` : "";
+      setText(at, hour ? `lúc ${hour.hm}${day}` : "", false);
+      at.dataset.hour = hour ? String(vn.hour) : "";
+      at.dataset.stale = String(lag > AQI_STALE_S);
+      at.title = hour ? `Chỉ số giờ kết thúc ${hour.hm} ${hour.dm} · index of the hour ending` : "";
     } else {
       badge.dataset.band = "none";
       badge.dataset.value = "";
@@ -581,9 +674,12 @@
       badge.style.color = "";
       setText(badge, "Không có dữ liệu / No data");
       badge.title = "";
+      setText(at, "", false);
+      at.dataset.hour = "";
+      at.dataset.stale = "false";
     }
-    const values = renderValues(box, { values: s.values && isNum(s.values.pm25) ? { pm25: s.values.pm25 } : {} });
-    box.append(values);
+    const values = renderValues(meta, { values: s.values && isNum(s.values.pm25) ? { pm25: s.values.pm25 } : {} });
+    if (values.previousSibling !== at) at.after(values);
   }
 
   const isDarkBand = (band) => band === "bad" || band === "very_bad" || band === "hazardous";
@@ -638,8 +734,8 @@
     alarm.title = reached === null ? "" : ALARMS_EN[reached] + ` · I ${num(lines[0])} / II ${num(lines[1])} / III ${num(lines[2])} m`;
   }
 
-  // The history line: drawn from the REST readings, ~120×30.
-  function renderSpark(box, s) {
+  // The history line: drawn from the REST readings, w×h.
+  function renderSpark(box, s, w, h) {
     const line = sparks.get(s.sensor_id);
     let node = $(".spark", box);
     if (!line || line.length < 2) {
@@ -647,7 +743,7 @@
       return;
     }
     if (!node) {
-      node = svg("svg", { class: "spark", width: SPARK_W, height: SPARK_H, viewBox: `0 0 ${SPARK_W} ${SPARK_H}`, "data-testid": "sparkline" });
+      node = svg("svg", { class: "spark", width: w, height: h, viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: "none", "data-testid": "sparkline" });
       node.append(svg("polyline", { fill: "none" }));
       box.append(node);
     }
@@ -660,8 +756,8 @@
       lo -= 1;
     }
     const pts = line.map((p) => {
-      const px = t1 > t0 ? ((p.t - t0) / (t1 - t0)) * (SPARK_W - 2) + 1 : 1;
-      const py = SPARK_H - 2 - ((p.v - lo) / (hi - lo)) * (SPARK_H - 4);
+      const px = t1 > t0 ? ((p.t - t0) / (t1 - t0)) * (w - 2) + 1 : 1;
+      const py = h - 2 - ((p.v - lo) / (hi - lo)) * (h - 4);
       return `${px.toFixed(1)},${py.toFixed(1)}`;
     });
     $("polyline", node).setAttribute("points", pts.join(" "));
@@ -1032,6 +1128,7 @@
     if ("serviceWorker" in navigator) navigator.serviceWorker.register("wall-sw.js").catch(() => {});
     renderLink();
     setInterval(() => refreshSparks(true), SPARK_EVERY_MS);
+    setInterval(rotateSensors, ROTATE_EVERY_MS);
     connect();
   }
 
