@@ -24,7 +24,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ioc.events import CHANNELS, PROCEDURE_TYPES, SENSOR_MEASURES
+from ioc.events import (
+    CHANNELS,
+    PROCEDURE_TYPES,
+    SENSOR_MEASURES,
+    DecodeError,
+    decode_sensor_reading,
+)
 from ioc.testing import receipt
 from streams.sources.mqtt_payload import reading_from_mqtt
 from tests.conftest import new_database
@@ -208,7 +214,21 @@ def test_what_the_mqtt_bridge_accepts_is_committed(
     sent = [(f"ioc/sensors/{area}/{where}", payload) for where, payload in messages]
     now = time.time()
     results = [reading_from_mqtt(topic, payload, now) for topic, payload in sent]
-    expected = {r[0]["event_id"] for r in results if isinstance(r, tuple)}
+    # A payload without ts gets its time at the bridge: one of its own. Of
+    # readings of one sensor at one given instant, the first is stored.
+    later = [reading_from_mqtt(topic, payload, now + 1) for topic, payload in sent]
+    expected: set[str] = set()
+    instants: set[tuple[str, Any]] = set()
+    for r, r_later in zip(results, later, strict=True):
+        if not isinstance(r, tuple) or not isinstance(r_later, tuple):
+            continue
+        given_ts = r[0]["ts"] == r_later[0]["ts"]
+        decoded = decode_sensor_reading(r[0], r[1])
+        assert not isinstance(decoded, DecodeError), decoded  # the bridge checked it
+        key = (decoded.sensor_id, decoded.ts)
+        if not given_ts or key not in instants:
+            expected.add(r[0]["event_id"])
+            instants.add(key)
     refused = sum(1 for r in results if not isinstance(r, tuple))
     last = f"ioc/sensors/{area}/rainfall/sentinel"
     publish(
