@@ -127,7 +127,9 @@ class LatestReading:
     sensor_id: str
     area: str  # a commune code or a configured area id
     kind: str
-    ts: float  # epoch seconds
+    # epoch seconds; None for a configured station never heard from (its
+    # stored status says so: ``health``, ``values`` empty)
+    ts: float | None
     values: dict[str, float]
     # the stage's status fields (docs/sensors.md, "Status"), as given
     status: dict[str, Any] = field(default_factory=dict)
@@ -168,11 +170,12 @@ def _reading(item: Any, where: str) -> LatestReading:
         kind=wire.text(item, "kind", where),
         ts=wire.number(item, "ts", where),
         values={name: wire.number(values, name, f"{where}values.") for name in values},
-        status={k: v for k, v in item.items() if k not in _READING_FIELDS},
+        status={k: v for k, v in item.items() if k not in READING_FIELDS},
     )
 
 
-_READING_FIELDS = frozenset(("sensor_id", "area", "kind", "ts", "values"))
+# the fields of a reading, outside its status
+READING_FIELDS = frozenset(("sensor_id", "area", "kind", "ts", "values"))
 
 
 def decode_update(raw: bytes) -> KpiUpdate | list[LatestReading]:

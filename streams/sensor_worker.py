@@ -32,7 +32,7 @@ from ioc.clock import Clock, EventTimeClock
 from ioc.events import decode_sensor_reading
 from ioc.settings import Settings
 from ioc.stations import Stations
-from ioc.updates import LatestReading, encode_sensor_update
+from ioc.updates import READING_FIELDS, LatestReading, encode_sensor_update
 from streams.codec import decode_envelope
 from streams.health import WriterHealth
 from streams.kafka import edge_time, partition_for
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 SENSORS_PER_MESSAGE = 200
 # A sensor's status (windows, AQI) is made at most this often (seconds).
 STATUS_GAP = 1.0
-_READING_FIELDS = frozenset(("sensor_id", "area", "kind", "ts", "values"))
 
 
 @dataclass(slots=True)
@@ -223,7 +222,7 @@ class SensorWorker(PartitionWorker[SensorSlot]):
                 kind,
                 ts,
                 status["values"],
-                {k: v for k, v in status.items() if k not in _READING_FIELDS},
+                {k: v for k, v in status.items() if k not in READING_FIELDS},
             )
             for sid, (area, kind, ts, status) in drain.statuses.items()
             if ts is not None

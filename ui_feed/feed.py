@@ -41,7 +41,7 @@ from ioc.stations import Stations
 from ioc.topics import Topics
 from ioc.updates import KpiUpdate, LatestReading, Trace, decode_update
 from ui_feed.hub import Hub
-from ui_feed.queries import Reads, SensorStatus
+from ui_feed.queries import Reads
 
 log = logging.getLogger(__name__)
 # Sensor ids the stations file lacks that get channels, at most: a producer
@@ -119,7 +119,7 @@ class Feed:
                 view["trace"] = {**trace, "edge": edge} if edge is not None else trace
             self.hub.publish(channel_of(scope), view, conflate=True)
 
-    def apply_sensors(self, readings: Sequence[LatestReading | SensorStatus]) -> None:
+    def apply_sensors(self, readings: Sequence[LatestReading]) -> None:
         """Publish each sensor's newest item on ``sensor/{id}`` and the
         changed items of each kind on ``sensors/{kind}``. An item older
         than the one held (by ``ts``) is ignored; one as old replaces it

@@ -6,7 +6,6 @@ derives the KPIs with ``ioc.kpis``, the same code the workers run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -15,47 +14,21 @@ from alerts.messages import SLA_SELECT, SlaTransition
 from ioc.clock import utc_datetime
 from ioc.feed import sum_counters
 from ioc.kpis import FLOWS, LEVELS
-from ioc.updates import LatestReading
+from ioc.updates import READING_FIELDS, LatestReading
 from streams.sinks.schema import DAY_ORIGIN, FLOW_COLUMNS, LEVEL_COLUMNS
 
 BUCKETS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 MAX_BUCKETS = 5000
-# the fields of a reading, outside its status
-READING_FIELDS = frozenset(("sensor_id", "area", "kind", "ts", "values"))
 
 
-@dataclass(frozen=True, slots=True)
-class SensorStatus:
-    """A sensor as the sensor stage stored it: ``LatestReading`` with a
-    ``ts`` that may be None, for a configured station never heard from (its
-    status still says so: ``health``, and ``values`` empty)."""
-
-    sensor_id: str
-    area: str
-    kind: str
-    ts: float | None
-    values: dict[str, float]
-    status: dict[str, Any] = field(default_factory=dict)
-
-    def item(self) -> dict[str, Any]:
-        return {
-            **self.status,
-            "sensor_id": self.sensor_id,
-            "area": self.area,
-            "kind": self.kind,
-            "ts": self.ts,
-            "values": self.values,
-        }
-
-
-def status_reading(row: Any) -> SensorStatus:
+def status_reading(row: Any) -> LatestReading:
     """A ``sensor_status`` row (sensor_id, area, kind, ts, status) as the
     item a ``sensor`` message would carry; ``ts`` None (and no values) for a
     station that never reported."""
     sensor_id, area, kind, ts, status = row
     status = status if isinstance(status, dict) else {}
     values = status.get("values")
-    return SensorStatus(
+    return LatestReading(
         sensor_id,
         area,
         kind,
@@ -127,7 +100,7 @@ class Reads:
             ).fetchall()
         return [SlaTransition.from_row(row) for row in reversed(rows)]
 
-    async def latest_readings(self) -> list[LatestReading | SensorStatus]:
+    async def latest_readings(self) -> list[LatestReading]:
         """Each sensor as the sensor stage last stored it (``sensor_status``,
         ``ts`` None for a station never heard from).
         Before the stage has stored any, the newest stored reading of each
@@ -152,7 +125,7 @@ class Reads:
 
     async def sensor_statuses(
         self, kind: str | None = None, area: str | None = None, sensor_id: str | None = None
-    ) -> list[SensorStatus]:
+    ) -> list[LatestReading]:
         """Rows of ``sensor_status``, filtered by kind, area or id."""
         where, args = [], []
         for column, value in (("kind", kind), ("area", area), ("sensor_id", sensor_id)):

@@ -25,8 +25,9 @@ from ioc.events import MAX_ID, SENSOR_KINDS
 from ioc.registry import Registry
 from ioc.settings import Settings
 from ioc.stations import Station, Stations, load_stations
+from ioc.updates import LatestReading
 from streams.sources.http_ingest import problem_responses
-from ui_feed.queries import BUCKETS, MAX_BUCKETS, Reads, SensorStatus
+from ui_feed.queries import BUCKETS, MAX_BUCKETS, Reads
 from ui_feed.rest import EXAMPLE_INSTANT, INSTANT, date_time, parse_time
 
 # Points a default bucket gives at most; a chosen bucket may give up to MAX_BUCKETS.
@@ -71,7 +72,7 @@ def station_view(station: Station, registry: Registry) -> dict[str, Any]:
     }
 
 
-def unknown_view(reading: SensorStatus, registry: Registry) -> dict[str, Any]:
+def unknown_view(reading: LatestReading, registry: Registry) -> dict[str, Any]:
     return {
         "sensor_id": reading.sensor_id,
         "kind": reading.kind,
@@ -86,7 +87,7 @@ def unknown_view(reading: SensorStatus, registry: Registry) -> dict[str, Any]:
     }
 
 
-def merged(view: dict[str, Any], reading: SensorStatus | None, known: bool) -> dict[str, Any]:
+def merged(view: dict[str, Any], reading: LatestReading | None, known: bool) -> dict[str, Any]:
     """``view`` with the status fields of ``reading`` (the stage's row)."""
     if reading is not None:
         item = reading.item()

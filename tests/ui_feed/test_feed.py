@@ -12,6 +12,7 @@ import pytest
 from alerts.messages import ITEMS_PER_MESSAGE, SlaTransition, encode_sla, sla_messages
 from ioc.stations import SAMPLE_STATIONS, Stations, load_stations
 from ioc.topics import Topics
+from ioc.updates import LatestReading
 from tests.streams.helpers import world
 from tests.ui_feed.test_hub import QUIET, connect, leave, run, settle, sub
 from ui_feed.feed import SENSORS_SHOWN, Feed
@@ -161,13 +162,12 @@ def test_an_older_reading_never_replaces_a_newer_one() -> None:
 
 
 def test_a_station_never_heard_from_has_its_channel_until_its_first_reading() -> None:
-    from ui_feed.queries import SensorStatus
 
     hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
     live = sensor_feed(hub)
     health = {"ok": False, "problems": {"silent": "never heard from for 900 s"}}
     # as the start-up load reads it from sensor_status: no reading, its health
-    never = SensorStatus("aq-00070-1", "00070", "air_quality", None, {}, {"health": health})
+    never = LatestReading("aq-00070-1", "00070", "air_quality", None, {}, {"health": health})
     live.apply_sensors([never])
     item = hub.snapshot("sensor/aq-00070-1")
     assert item["ts"] is None and item["values"] == {} and item["health"] == health  # type: ignore[index]
