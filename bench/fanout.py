@@ -122,6 +122,7 @@ def run_case(
         if any(len(r) != 3 or r[0] != "ready" for r in ready):
             raise RuntimeError(f"a client process failed; see {logs}")
         proc = psutil.Process(server.pid)
+        client_procs = [psutil.Process(c.pid) for c in clients]
         time.sleep(args.warmup)
         t0 = time.time() + 0.3
         t1 = t0 + args.seconds
@@ -132,11 +133,13 @@ def run_case(
         time.sleep(max(0.0, t0 - time.time()))
         published0 = scrape(port).get("ioc_ws_published_total", 0)
         cpu0, rss0 = proc.cpu_times(), proc.memory_info().rss
+        clients_cpu0 = sum(sum(p.cpu_times()[:2]) for p in client_procs)
         peak = rss0
         while time.time() < t1:
             time.sleep(0.2)
             peak = max(peak, proc.memory_info().rss)
         cpu1, rss1 = proc.cpu_times(), proc.memory_info().rss
+        clients_cpu = sum(sum(p.cpu_times()[:2]) for p in client_procs) - clients_cpu0
         peak = max(peak, rss1)
         metrics = scrape(port)
         results = [json.loads(c.communicate(timeout=120)[0].splitlines()[-1]) for c in clients]
@@ -174,6 +177,8 @@ def run_case(
         "max_ms": latencies[-1] / 1000 if latencies else float("nan"),
         "cpu_s": cpu,
         "cpu_s_per_1000": cpu / delivered * 1000 if delivered else float("nan"),
+        "server_cores": cpu / args.seconds,
+        "clients_cores": clients_cpu / args.seconds,
         "rss_start_mib": rss0 / 2**20,
         "rss_end_mib": rss1 / 2**20,
         "rss_peak_mib": peak / 2**20,
@@ -187,7 +192,8 @@ def run_case(
 HEADER = (
     "| server | screens (reading+stalled) | connected | published/channel/s | delivered "
     "| /reader/s "
-    "| p50 ms | p90 ms | p99 ms | max ms | CPU s/1000 msgs | RSS start→end MiB (peak) "
+    "| p50 ms | p90 ms | p99 ms | max ms | CPU s/1000 msgs | server/clients cores "
+    "| RSS start→end MiB (peak) "
     "| pending at end | dropped 1013 (hub/seen) |"
 )
 
@@ -197,7 +203,7 @@ def row(r: dict[str, Any]) -> str:
         f"| {r['server']} | {r['readers']}+{r['stalled']} | {r['connected']} "
         f"| {r['published_per_channel_s']:.1f} | {r['delivered']} | {r['per_reader_per_s']:.1f} "
         f"| {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} "
-        f"| {r['cpu_s_per_1000']:.3f} "
+        f"| {r['cpu_s_per_1000']:.3f} | {r['server_cores']:.2f}/{r['clients_cores']:.2f} "
         f"| {r['rss_start_mib']:.0f}→{r['rss_end_mib']:.0f} ({r['rss_peak_mib']:.0f}) "
         f"| {r['pending_end']} | {r['dropped_slow']}/{r['closed_1013']} |"
     )
@@ -213,13 +219,19 @@ def main() -> int:
     parser.add_argument("--stalled-share", type=float, default=0.1)
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--procs", type=int, default=4, help="client processes")
+    parser.add_argument(
+        "--servers",
+        default="hub,naive",
+        help="comma-separated: hub, naive (the baseline), hub-asgi (the hub without direct writes)",
+    )
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds after all connected")
     parser.add_argument("--out", type=Path, default=RESULTS / "fanout-latest.json")
     args = parser.parse_args()
     raise_fd_limit()
     stalled = round(args.clients * args.stalled_share)
     logs = Path(tempfile.mkdtemp(prefix="ioc-fanout-"))
-    cases = [("hub", 0), ("naive", 0), ("hub", stalled), ("naive", stalled)]
+    kinds = args.servers.split(",")
+    cases = [(kind, s) for s in (0, stalled) for kind in kinds]
     rows = []
     for kind, s in cases:
         print(f"{kind}: {args.clients} reading + {s} stalled screens …", flush=True)
@@ -234,7 +246,7 @@ def main() -> int:
     print("|" + "---|" * (HEADER.count("|") - 1))
     for r in rows:
         print(row(r))
-    for kind in ("hub", "naive"):
+    for kind in kinds:
         base, with_stalled = (r for r in rows if r["server"] == kind)
         change = with_stalled["p99_ms"] / base["p99_ms"] - 1
         print(f"{kind}: readers' p99 with stalled screens {change:+.0%} against without")

@@ -27,33 +27,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
+import os
 import socket
 import sys
 import time
+import zlib
 from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from bench.fanout_server import channel_name, raise_fd_limit
 
 CONNECT_AT_ONCE = 50  # concurrent handshakes: the server's accept backlog is finite
 CONNECT_DEADLINE = 120.0
-
-
-class Screen:
-    def __init__(self, channel: str, stalled: bool) -> None:
-        self.channel = channel
-        self.stalled = stalled
-        self.ws: ClientConnection | None = None
-        self.first = asyncio.Event()
-        self.close_code: int | None = None
-        self.received = 0  # deltas in the window (readers only)
+# what a compressed message lacks (RFC 7692 7.2.2)
+DEFLATE_TAIL = b"\x00\x00\xff\xff"
 
 
 class Window:
@@ -62,87 +56,156 @@ class Window:
         self.latencies: list[int] = []
 
 
-async def open_socket(url: str, stalled: bool) -> socket.socket:
-    parts = urlsplit(url)
+class Screen(asyncio.Protocol):
+    """One websocket screen, parsed by hand: the client processes share the
+    machine with the server, and a general-purpose client library spends
+    several times the CPU per message (its frames pass through generators
+    and queues). The server never fragments its messages; pings are
+    answered; compressed messages inflate with one decompressor per
+    connection, as a browser's (valid with or without the server's context).
+    """
+
+    def __init__(self, url: str, channel: str, stalled: bool, window: Window) -> None:
+        self.url = urlsplit(url)
+        self.channel = channel
+        self.stalled = stalled
+        self.window = window
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.open = False  # handshake done
+        self.inflate: Any = None
+        self.first = asyncio.Event()
+        self.close_code: int | None = None
+        self.closed = asyncio.Event()
+        self.received = 0  # deltas in the window (readers only)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        # Readers offer permessage-deflate as browsers do. Stalled screens do
+        # not: compressed, their buffers would take minutes to fill;
+        # uncompressed, the server meets within the warm-up the blocked socket
+        # a screen that stopped reading ends up as.
+        offer = "" if self.stalled else "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+        transport.write(
+            f"GET {self.url.path}?{self.url.query} HTTP/1.1\r\n"
+            f"Host: {self.url.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        buffer = self.buffer
+        buffer += data
+        if not self.open:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buffer[:end]).decode("latin-1").lower()
+            del buffer[: end + 4]
+            if not head.startswith("http/1.1 101"):
+                self.gone(-1)
+                return
+            self.open = True
+            if "permessage-deflate" in head:
+                self.inflate = zlib.decompressobj(-15)
+            subscribe = json.dumps({"op": "subscribe", "channels": [self.channel]}).encode()
+            self.send(Opcode.TEXT, subscribe)
+        pos, size = 0, len(buffer)
+        while size - pos >= 2:
+            b0, b1 = buffer[pos], buffer[pos + 1]
+            length, head_size = b1 & 0x7F, 2
+            if length == 126:
+                length, head_size = int.from_bytes(buffer[pos + 2 : pos + 4]), 4
+            elif length == 127:
+                length, head_size = int.from_bytes(buffer[pos + 2 : pos + 10]), 10
+            if size - pos < head_size + length:
+                break
+            payload = bytes(buffer[pos + head_size : pos + head_size + length])
+            pos += head_size + length
+            if b0 & 0x40:
+                payload = self.inflate.decompress(payload + DEFLATE_TAIL)
+            self.message(b0 & 0x0F, payload, now)
+            if self.transport is None or self.close_code is not None:
+                break
+        del buffer[:pos]
+
+    def message(self, opcode: int, payload: bytes, now: float) -> None:
+        if opcode == Opcode.PING:
+            self.send(Opcode.PONG, payload)
+        elif opcode == Opcode.CLOSE:
+            self.gone(int.from_bytes(payload[:2]) if len(payload) >= 2 else 1005)
+        elif opcode == Opcode.TEXT:
+            window = self.window
+            if not self.first.is_set():
+                if orjson.loads(payload).get("type") in ("snapshot", "delta"):
+                    self.first.set()
+                    if self.stalled:
+                        assert self.transport is not None
+                        self.transport.pause_reading()
+            elif window.t0 <= now <= window.t1 and not self.stalled:
+                msg = orjson.loads(payload)
+                if msg.get("type") == "delta":
+                    window.latencies.append(round((now - msg["data"]["trace"]["fed"]) * 1e6))
+                    self.received += 1
+
+    def send(self, opcode: Opcode, payload: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(Frame(opcode, payload).serialize(mask=True))
+
+    def gone(self, code: int) -> None:
+        if self.close_code is None:
+            self.close_code = code
+        self.first.set()
+        self.closed.set()
+        if self.transport is not None:
+            self.transport.abort()  # no closing handshake: only the code counts
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gone(1006)
+
+
+async def open_screen(screen: Screen, gate: asyncio.Semaphore) -> None:
+    loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if stalled:
+    if screen.stalled:
         # a tiny window, set before connecting so the handshake advertises it
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
-    return sock
-
-
-async def run_screen(url: str, screen: Screen, window: Window, gate: asyncio.Semaphore) -> None:
     try:
         async with gate:
-            sock = await open_socket(url, screen.stalled)
-            # Readers offer permessage-deflate as browsers do. Stalled screens do
-            # not: a compressed KPI update is ~60 bytes, so their buffers would
-            # take minutes to fill; uncompressed they fill in about a second and
-            # the server meets, within the warm-up, the blocked socket a screen
-            # that stopped reading ends up as. No client pings: a stalled screen
-            # must not notice its own stall.
-            screen.ws = await connect(
-                url,
-                sock=sock,
-                ping_interval=None,
-                max_queue=16,
-                compression=None if screen.stalled else "deflate",
-            )
-            await screen.ws.send(json.dumps({"op": "subscribe", "channels": [screen.channel]}))
-        ws = screen.ws
-        while orjson.loads(await ws.recv()).get("type") not in ("snapshot", "delta"):
-            pass
-        screen.first.set()
-        if screen.stalled:
-            ws.transport.pause_reading()
-            return
-        latencies = window.latencies
-        while True:
-            raw = await ws.recv()
-            now = time.time()
-            if window.t0 <= now <= window.t1:
-                msg = orjson.loads(raw)
-                if msg.get("type") == "delta":
-                    latencies.append(round((now - msg["data"]["trace"]["fed"]) * 1e6))
-                    screen.received += 1
-    except ConnectionClosed as closed:
-        screen.close_code = closed.rcvd.code if closed.rcvd is not None else 1006
+            await loop.sock_connect(sock, (screen.url.hostname, screen.url.port))
+            await loop.create_connection(lambda: screen, sock=sock)
+            await screen.first.wait()
     except OSError:
-        screen.close_code = -1  # never connected
-    finally:
-        screen.first.set()
+        sock.close()
+        screen.gone(-1)  # never connected
 
 
 async def close_code_of_stalled(screen: Screen) -> int | None:
     """Read a stalled screen again: its close code if the server closed it."""
-    ws = screen.ws
-    if ws is None:
+    if screen.transport is None:
         return -1
-    ws.transport.resume_reading()
-    try:
+    screen.transport.resume_reading()
+    with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(2.0):
-            while True:
-                await ws.recv()
-    except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd is not None else 1006
-    except TimeoutError:
-        return None  # still open
+            await screen.closed.wait()
+    return screen.close_code  # None: still open
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     window = Window()
     gate = asyncio.Semaphore(CONNECT_AT_ONCE)
     screens = [
-        Screen(channel_name((args.first + i) % args.channels), i >= args.readers)
+        Screen(args.url, channel_name((args.first + i) % args.channels), i >= args.readers, window)
         for i in range(args.readers + args.stalled)
     ]
-    tasks = [asyncio.create_task(run_screen(args.url, s, window, gate)) for s in screens]
+    tasks = [asyncio.create_task(open_screen(s, gate)) for s in screens]
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(CONNECT_DEADLINE):
-            await asyncio.gather(*(s.first.wait() for s in screens))
-    connected = sum(1 for s in screens if s.ws is not None and s.close_code is None)
+            await asyncio.gather(*tasks)
+    connected = sum(1 for s in screens if s.open and s.close_code is None)
     print(f"ready {connected} {len(screens) - connected}", flush=True)
     line = await asyncio.to_thread(sys.stdin.readline)
     _, t0, t1 = line.split()
@@ -164,8 +227,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for task in tasks:
         task.cancel()
     for s in screens:
-        if s.ws is not None:
-            s.ws.transport.abort()  # no closing handshakes: the run is over
+        if s.transport is not None:
+            s.transport.abort()  # no closing handshakes: the run is over
     return result
 
 

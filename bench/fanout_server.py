@@ -1,14 +1,18 @@
 """The fan-out benchmark's server: the API's app and websocket server, with a
 publisher in place of the Kafka feed.
 
-    python -m bench.fanout_server --kind hub|naive --port P --channels 16 --rate 10
+    python -m bench.fanout_server --kind hub|hub-asgi|naive --port P --channels 16 --rate 10
 
 It serves ``ui_feed.app.create_app`` with ``ui_feed.server.server_config``
 (uvicorn and its stalled-peer protocol, the read token, ``/ws``, ``/metrics``)
 exactly as ``ioc api`` does, with the lifespan off: no database or Kafka is
 needed, and the publisher task below stands in for ``ui_feed.feed``. With
 ``--kind naive`` the same app serves the naive broadcast of
-``bench/naive_broadcast.py`` instead of the hub.
+``bench/naive_broadcast.py`` instead of the hub, on uvicorn's stock websocket
+protocol (its compression keeps context between messages, so every screen
+gets its own compressed frame). ``--kind hub-asgi`` is the hub as it was
+before direct writes (``ui_feed.server.DirectSend``): every message sent
+through the ASGI connection, on the stock protocol.
 
 Channels are conflated KPI channels ``kpi/commune/<n>``, each published
 ``--rate`` times a second, the publishes spread evenly over the period (the
@@ -35,7 +39,7 @@ from ioc.feed import kpi_view
 from ioc.kpis import FLOWS, LEVELS, WINDOWS
 from ioc.settings import Settings
 from ui_feed.app import create_app
-from ui_feed.hub import Hub
+from ui_feed.hub import Connection, DirectWriter, Hub
 from ui_feed.server import server_config
 
 TOKEN = "bench-read-token-0123"
@@ -86,18 +90,28 @@ async def publisher(hub: Hub, channels: int, rate: float) -> None:
         i += 1
 
 
+class AsgiHub(Hub):
+    """The hub sending every message through the ASGI connection."""
+
+    async def serve(self, conn: Connection, writer: DirectWriter | None = None) -> None:
+        await super().serve(conn, None)
+
+
 async def serve(kind: str, port: int, channels: int, rate: float) -> None:
-    if kind == "hub":
-        # as create_app builds it, seqs above the start time
-        hub = Hub(seq_base=int(time.time() * 1000))
-    else:
+    overrides: dict[str, Any] = {}
+    if kind != "hub":
+        overrides["ws"] = "websockets-sansio"
+    if kind == "naive":
         from bench.naive_broadcast import NaiveBroadcast
 
         # the app only calls publish/serve/stats and sets on_sent
         hub = cast(Hub, NaiveBroadcast())
+    else:
+        # as create_app builds it, seqs above the start time
+        hub = (Hub if kind == "hub" else AsgiHub)(seq_base=int(time.time() * 1000))
     settings = Settings(api_port=port, read_token=TOKEN, log_level="WARNING")
     app = create_app(settings, hub=hub)
-    config = server_config(app, settings, lifespan="off", backlog=4096)
+    config = server_config(app, settings, lifespan="off", backlog=4096, **overrides)
     server = uvicorn.Server(config)
     listener = socket.create_server(("127.0.0.1", port), backlog=4096)
     # Accepted sockets inherit this fixed send buffer (the kernel doubles it):
@@ -114,7 +128,7 @@ async def serve(kind: str, port: int, channels: int, rate: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kind", choices=("hub", "naive"), default="hub")
+    parser.add_argument("--kind", choices=("hub", "hub-asgi", "naive"), default="hub")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--rate", type=float, default=10.0)

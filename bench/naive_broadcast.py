@@ -61,7 +61,8 @@ class NaiveBroadcast:
             "dropped_slow": 0,  # it never drops anyone
         }
 
-    async def serve(self, conn: Connection) -> None:
+    async def serve(self, conn: Connection, writer: object = None) -> None:
+        """``writer`` is ignored: every message goes through ``conn``."""
         client = _Client(conn)
         self._clients.add(client)
         tasks = [

@@ -47,7 +47,7 @@ from ui_feed.metrics import Latency, api_registry
 from ui_feed.queries import Reads
 from ui_feed.rest import cover_event_years, rest_router
 from ui_feed.sensors_api import sensors_router, stations_of
-from ui_feed.server import server_config
+from ui_feed.server import DIRECT_SEND, server_config
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -244,7 +244,8 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     @app.websocket("/ws", dependencies=[Depends(auth.websocket_reader())])
     async def ws(websocket: WebSocket) -> None:
         await websocket.accept()
-        await hub.serve(websocket)
+        direct = (websocket.scope.get("extensions") or {}).get(DIRECT_SEND)
+        await hub.serve(websocket, direct)
 
     def openapi() -> dict[str, Any]:
         # FastAPI declares a 422 for parameters it validates; these routes

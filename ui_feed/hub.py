@@ -56,7 +56,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from itertools import islice
 from typing import Any, Protocol
 
@@ -81,16 +81,33 @@ MAX_PATTERNS = 64
 class Frame(dict[str, Any]):
     """A message, encoded once however many screens it goes to: a delta is
     one object shared by every subscriber's queue, and JSON encoding is most
-    of the cost of sending it (fan-out is CPU-bound in the encoding)."""
+    of the cost of sending it (fan-out is CPU-bound in the encoding). Its
+    websocket frame is built once per way of framing (``wire``)."""
 
-    __slots__ = ("_text",)
+    __slots__ = ("_payload", "_wire")
+
+    def payload(self) -> bytes:
+        try:
+            return self._payload
+        except AttributeError:
+            self._payload: bytes = orjson.dumps(self)
+            return self._payload
 
     def text(self) -> str:
+        return self.payload().decode()
+
+    def wire(self, key: Hashable, build: Callable[[bytes], bytes]) -> bytes:
+        """The frame as sent by connections framing by ``key``; ``build``
+        makes it from the payload the first time."""
         try:
-            return self._text
+            wires = self._wire
         except AttributeError:
-            self._text: str = orjson.dumps(self).decode()
-            return self._text
+            wires = {}
+            self._wire: dict[Hashable, bytes] = wires
+        frame = wires.get(key)
+        if frame is None:
+            frame = wires[key] = build(self.payload())
+        return frame
 
 
 def _message(kind: str, channel: str, seq: int, data: Any) -> Frame:
@@ -101,6 +118,16 @@ class Connection(Protocol):
     async def receive_json(self) -> Any: ...  # raises when the peer is gone
     async def send_text(self, data: str) -> None: ...
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class DirectWriter(Protocol):
+    """Writes a message to the screen's socket now, past the ASGI send
+    (``ui_feed.server.DirectSend``): no task wakes per screen and message."""
+
+    def is_open(self) -> bool: ...
+    def ready(self) -> bool: ...  # open, and the socket takes more now
+    def write(self, frame: Frame) -> None: ...
+    async def drained(self) -> None: ...
 
 
 class _Channel:
@@ -120,12 +147,22 @@ class _Client:
 
     ``pending`` keeps send order. Conflatable messages are keyed by a tuple
     (channel or heartbeat) so a newer one replaces the pending one in place;
-    ordered messages get an int key and count against ``limit``.
+    ordered messages get an int key and count against ``limit``. With a
+    ``writer``, a message finding nothing pending and the socket ready is
+    written at once instead (and ``sent`` told), in the same order.
     """
 
-    def __init__(self, conn: Connection, limit: int) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        limit: int,
+        writer: DirectWriter | None = None,
+        sent: Callable[[Frame], None] = lambda frame: None,
+    ) -> None:
         self.conn = conn
         self.limit = limit
+        self.writer = writer
+        self.sent = sent
         self.patterns: set[str] = set()
         self.channels: set[str] = set()
         self.pending: OrderedDict[tuple[str, ...] | int, Frame] = OrderedDict()
@@ -139,6 +176,11 @@ class _Client:
         """Queue ``msg``; False (nothing queued) when the ordered queue is full."""
         if not isinstance(msg, Frame):
             msg = Frame(msg)
+        writer = self.writer
+        if writer is not None and not self.pending and not self.dropped and writer.ready():
+            writer.write(msg)
+            self.sent(msg)
+            return True
         if key is None:
             if self.ordered >= self.limit:
                 return False
@@ -252,9 +294,10 @@ class Hub:
 
     # -- one client ---------------------------------------------------------
 
-    async def serve(self, conn: Connection) -> None:
-        """Run one client until it leaves (receive/send raises) or is dropped."""
-        client = _Client(conn, self._queue_size)
+    async def serve(self, conn: Connection, writer: DirectWriter | None = None) -> None:
+        """Run one client until it leaves (receive/send raises) or is dropped;
+        ``writer`` to write its messages past ``conn``."""
+        client = _Client(conn, self._queue_size, writer, self._was_sent)
         self._clients.add(client)
         tasks = [
             asyncio.create_task(self._send_loop(client)),
@@ -279,21 +322,36 @@ class Hub:
                     await conn.close(CLOSE_TRY_AGAIN, "try again later")
 
     async def _send_loop(self, client: _Client) -> None:
+        writer = client.writer
         while not client.dropped:
             if not client.pending:
                 client.wake.clear()
                 await client.wake.wait()
                 continue
-            msg = client.pop()
             try:
                 async with asyncio.timeout(self._stall_timeout):
-                    await client.conn.send_text(msg.text())
+                    if writer is None:
+                        msg = client.pop()
+                        await client.conn.send_text(msg.text())
+                    elif not writer.is_open():
+                        return  # the peer is gone: serve ends
+                    else:
+                        await writer.drained()
+                        # nothing else writes while messages are pending
+                        while client.pending and writer.ready():
+                            msg = client.pop()
+                            writer.write(msg)
+                            self._was_sent(msg)
+                        continue
             except TimeoutError:
                 self._drop(client, "stalled")
                 return
-            self._sent += 1
-            if self.on_sent is not None:
-                self.on_sent(msg, time.time())
+            self._was_sent(msg)
+
+    def _was_sent(self, msg: Frame) -> None:
+        self._sent += 1
+        if self.on_sent is not None:
+            self.on_sent(msg, time.time())
 
     async def _read_loop(self, client: _Client) -> None:
         while not client.dropped:

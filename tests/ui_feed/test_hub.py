@@ -1,4 +1,6 @@
-"""The websocket hub, driven through an in-memory connection.
+"""The websocket hub, driven through an in-memory connection, each test
+twice: messages sent through the connection, and written directly to the
+socket (``DirectWriter``, as ``ui_feed.server.DirectSend`` does).
 
 ``settle`` sends a ping and collects everything up to the pong: since replies
 queue behind what was published before, it is a barrier, not a sleep.
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 
 from ioc.clock import ManualClock
-from ui_feed.hub import Hub
+from ui_feed.hub import Frame, Hub
 
 QUIET = 3600.0  # a heartbeat period no test reaches
 
@@ -34,6 +36,14 @@ class FakeConn:
         self.gate = asyncio.Event()
         self.gate.set()
         self.closed: tuple[int, str] | None = None
+        self.room: int | None = None  # messages the socket takes before it is full
+
+    def took(self, msg: dict[str, Any]) -> None:
+        self.outbox.put_nowait(msg)
+        if self.room is not None:
+            self.room -= 1
+            if self.room == 0:
+                self.gate.clear()
 
     async def receive_json(self) -> Any:
         item = await self.inbox.get()
@@ -43,10 +53,25 @@ class FakeConn:
 
     async def send_text(self, data: str) -> None:
         await self.gate.wait()
-        self.outbox.put_nowait(json.loads(data))  # must be JSON
+        self.took(json.loads(data))  # must be JSON
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed = (code, reason)
+
+    # DirectWriter: a closed gate is a socket whose buffer is full
+
+    def is_open(self) -> bool:
+        return self.closed is None
+
+    def ready(self) -> bool:
+        return self.gate.is_set()
+
+    def write(self, frame: Frame) -> None:
+        assert self.gate.is_set(), "written while the socket is not ready"
+        self.took(json.loads(frame.wire("plain", bytes)))
+
+    async def drained(self) -> None:
+        await self.gate.wait()
 
     def send(self, msg: Any) -> None:
         self.inbox.put_nowait(msg)
@@ -62,9 +87,17 @@ def run(test: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(guarded())
 
 
+DIRECT = {"on": False}
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["through-conn", "direct"])
+def direct_writes(request: pytest.FixtureRequest) -> None:
+    DIRECT["on"] = request.param
+
+
 def connect(hub: Hub) -> tuple[FakeConn, asyncio.Task[None]]:
     conn = FakeConn()
-    return conn, asyncio.create_task(hub.serve(conn))
+    return conn, asyncio.create_task(hub.serve(conn, conn if DIRECT["on"] else None))
 
 
 async def settle(conn: FakeConn, *msgs: Any) -> list[dict[str, Any]]:
@@ -314,6 +347,33 @@ def test_a_slow_client_is_dropped_while_a_fast_one_gets_every_item() -> None:
         assert (stats["clients"], stats["subscriptions"], stats["dropped_slow"]) == (1, 1, 1)
         assert fast.closed is None
         await leave(fast, fast_task)
+
+    run(main)
+
+
+def test_messages_keep_their_order_when_the_socket_fills_and_drains() -> None:
+    async def main() -> None:
+        hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
+        hub.publish("alerts", 0, conflate=False)
+        conn, task = connect(hub)
+        await settle(conn, sub("alerts"))
+        conn.room = 3  # the socket takes three more, then is full
+        for i in range(1, 11):
+            hub.publish("alerts", i, conflate=False)
+            if i == 5:
+                await asyncio.sleep(0)
+        assert conn.outbox.qsize() == 3
+        conn.room = 4
+        conn.gate.set()  # drained, for four; the sender has not run yet
+        hub.publish("alerts", 11, conflate=False)  # must go behind the seven
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert conn.outbox.qsize() == 7  # full again: nothing written meanwhile
+        conn.room = None
+        conn.gate.set()
+        got = await settle(conn)
+        assert [m["data"] for m in got] == list(range(1, 12))
+        await leave(conn, task)
 
     run(main)
 

@@ -82,3 +82,57 @@ def test_a_screen_whose_sends_stall_is_closed_with_1013() -> None:
     hub = Hub(heartbeat=3600, stall_timeout=0.2)
     assert run(close_code_of_a_stalled_screen(hub, ws_ping_interval=None)) == 1013
     assert hub.stats()["dropped_slow"] == 1
+
+
+async def what_screens_receive(hub: Hub, compressions: list[str | None]) -> list[list[Any]]:
+    """Serve the API on ``hub``; one screen per entry of ``compressions``
+    subscribes to a KPI channel and an alert stream, then 300 updates are
+    published: the messages each screen received, decoded."""
+    port = free_port()
+    settings = Settings(read_token=TOKEN, api_port=port)
+    server = uvicorn.Server(
+        server_config(create_app(settings, hub=hub), settings, lifespan="off", log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    await until(lambda: server.started)
+    hub.publish("kpi/province", {"n": 0}, conflate=True)
+    try:
+        screens = [
+            await connect(f"ws://127.0.0.1:{port}/ws?token={TOKEN}", compression=c)
+            for c in compressions
+        ]
+        for ws in screens:
+            await ws.send(json.dumps({"op": "subscribe", "channels": ["kpi/*", "alerts"]}))
+        await until(lambda: hub.stats()["subscriptions"] == len(screens))
+        for n in range(1, 301):
+            hub.publish("kpi/province", {"n": n, "text": "Hà Nội " * (n % 50)}, conflate=True)
+            hub.publish("alerts", {"alert": n}, conflate=False)
+            if n % 20 == 0:
+                await asyncio.sleep(0)  # let the screens read now and then
+        received: list[list[Any]] = []
+        for ws in screens:
+            messages = []
+            while not messages or messages[-1].get("data") != {"alert": 300}:
+                messages.append(json.loads(await ws.recv()))
+            received.append(messages)
+            await ws.close()
+        return received
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def test_screens_with_and_without_compression_receive_every_message_intact() -> None:
+    # Chromium and the websockets client offer permessage-deflate: the hub's
+    # messages are framed and compressed once and shared between screens
+    hub = Hub(heartbeat=3600)
+    received = run(what_screens_receive(hub, ["deflate", None, "deflate"]))
+    for messages in received:
+        alerts = []
+        for m in (m for m in messages if m["channel"] == "alerts"):
+            # the stream's snapshot (its history) when it appears, then deltas
+            alerts += [a["alert"] for a in (m["data"] if m["type"] == "snapshot" else [m["data"]])]
+        assert alerts == list(range(1, 301))  # every item, in order
+        kpis = [m["data"] for m in messages if m["channel"] == "kpi/province"]
+        assert kpis[0]["n"] == 0 and kpis[-1] == {"n": 300, "text": "Hà Nội " * 0}
+        assert [k["n"] for k in kpis] == sorted(k["n"] for k in kpis)  # never backwards
