@@ -135,6 +135,11 @@ class ProcedureWorker(PartitionWorker[Partition]):
         self.last_commit: float | None = None  # monotonic
         self.dead_letters = 0
         self.committed_events = 0
+        # for ``waiting_clock``: the time spent merging (s), the merges under
+        # way and since when (monotonic) one is
+        self._merging = 0.0
+        self._merges = 0
+        self._merging_since = 0.0
 
     # -- partitions come and go ----------------------------------------------------
 
@@ -160,7 +165,8 @@ class ProcedureWorker(PartitionWorker[Partition]):
             if self.event_time:
                 proc.move(now)
             else:  # the clock's time comes at a drain, once any backlog is read
-                slot.catchup = CatchUp(self.offsets(part) if self.offsets else None)
+                offsets = self.offsets(part) if self.offsets else None
+                slot.catchup = CatchUp(offsets, self.waiting_clock)
                 slot.fresh = stored.clock <= 0
             # what the last owner committed but could not send
             slot.unsent = unsent = await self.sink.unpublished(part)
@@ -188,6 +194,14 @@ class ProcedureWorker(PartitionWorker[Partition]):
 
     # -- events --------------------------------------------------------------------
 
+    def waiting_clock(self) -> float:
+        """Monotonic time that stops while messages are merged: how long a
+        partition has waited for its next message (``streams.catchup``). A
+        merge held up by the database, or a long one, is no sign that the
+        broker has stopped delivering."""
+        now = time.monotonic()
+        return now - self._merging - (now - self._merging_since if self._merges else 0.0)
+
     async def handle(self, stream: StreamT[Any], event: EventT[Any], dead: Any) -> None:
         """Merge one message's events (``handle_many`` of one)."""
         await self.handle_many([(stream, event)], dead)
@@ -199,6 +213,17 @@ class ProcedureWorker(PartitionWorker[Partition]):
         messages a second, and the HTTP ingest sends one message per
         partition and request."""
         started = time.monotonic()
+        if not self._merges:
+            self._merging_since = started
+        self._merges += 1
+        try:
+            await self._handle_many(messages, dead, started)
+        finally:
+            self._merges -= 1
+            if not self._merges:
+                self._merging += time.monotonic() - self._merging_since
+
+    async def _handle_many(self, messages: Sequence[Ack], dead: Any, started: float) -> None:
         todo: list[tuple[StreamT[Any], EventT[Any], Partition, float | None, Any, Any]] = []
         claims: list[ProcedureEvent] = []
         for stream, event in messages:
@@ -230,6 +255,8 @@ class ProcedureWorker(PartitionWorker[Partition]):
                 if slot.clock is not None:
                     slot.clock.observe(mark)
                     slot.processor.move(slot.clock.now())
+                else:  # read too: else a watermark last on the partition would stay waiting
+                    slot.catchup.message(event.message.offset, None, self.clock.now())
                 slot.acks.append((stream, event))
                 continue
             n, first = first, first + len(events)

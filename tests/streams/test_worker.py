@@ -303,3 +303,96 @@ def test_units_counters_go_to_the_alerts_partition_of_their_unit(database_url: s
     assert "province" in changed and changed <= units
     for got in (first, second):
         assert all(partition_for(s, 4) == part for part, scopes in got.items() for s in scopes)
+
+
+def _wall_clock_worker(at: str) -> tuple[worker_app.ProcedureWorker, worker_app.Partition]:
+    """A wall-clock worker holding partition 0 of 4, with no database, and
+    that partition's slot."""
+    from ioc.clock import ManualClock
+    from ioc.settings import Settings
+    from streams.processor import PartitionProcessor
+    from tests.streams.helpers import vn, world
+
+    registry, calendar = world()
+    worker = worker_app.ProcedureWorker(
+        Settings(procedure_partitions=4),
+        registry,
+        calendar,
+        ManualClock(vn(at)),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,
+        None,
+    )
+    proc = PartitionProcessor(0, calendar, registry, worker.scopes, vn("2026-03-16 08:00"))
+    worker.partitions[0] = slot = worker_app.Partition(proc, None)
+    return worker, slot
+
+
+def _receipt(dossier: str, minute: int) -> bytes:
+    import json
+
+    from ioc.testing import procedure_event
+
+    ts = f"2026-03-16T09:{minute:02d}:00+07:00"
+    return json.dumps(procedure_event("received", dossier, ts, f"{dossier}-{minute}")).encode()
+
+
+def test_a_watermark_last_on_a_partition_counts_as_read_on_the_wall_clock() -> None:
+    """A replay's watermark (``ioc replay --until``) may be the last message of
+    a partition: read, nothing waits any more, so the partition is judged at
+    the clock's time again."""
+    from types import SimpleNamespace
+
+    from ioc.topics import WATERMARK_HEADER
+    from streams.catchup import CatchUp
+    from tests.streams.helpers import vn
+
+    worker, slot = _wall_clock_worker("2026-03-20 10:00")
+    slot.catchup = CatchUp(lambda: (None, 2))  # the receipt, then the watermark
+    stream = Acks()
+
+    async def no_dead(err: Any, event: Any) -> None:
+        raise AssertionError(err)
+
+    receipt = message(0, [_receipt("B", 0)])  # "B" is on partition 0 of 4
+    asyncio.run(worker.handle(stream, receipt, no_dead))  # type: ignore[arg-type]
+    assert slot.catchup.judge_at(vn("2026-03-20 10:00")) == vn("2026-03-16 09:00")
+    mark = SimpleNamespace(
+        message=SimpleNamespace(topic="t.procedure-events", partition=0, offset=1),
+        value=b"",
+        headers={WATERMARK_HEADER: repr(vn("2026-03-16 10:00")).encode()},
+    )
+    asyncio.run(worker.handle(stream, mark, no_dead))  # type: ignore[arg-type]
+    assert [event for _, event in slot.acks] == [receipt, mark]
+    assert slot.catchup.judge_at(vn("2026-03-20 10:00")) == vn("2026-03-20 10:00")
+
+
+def test_a_merge_held_up_is_no_wait_for_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the worker is merging (here held up dead-lettering; the same for
+    a database that is away), a partition catching up is not waiting for
+    the broker: a commit meanwhile still judges it at its newest event."""
+    from types import SimpleNamespace
+
+    from streams.catchup import IDLE_WAIT, CatchUp
+    from tests.streams.helpers import vn
+
+    ticks = [1000.0]
+    monkeypatch.setattr(
+        worker_app, "time", SimpleNamespace(monotonic=lambda: ticks[0], time=lambda: ticks[0])
+    )
+    worker, slot = _wall_clock_worker("2026-03-20 10:00")
+    slot.catchup = CatchUp(lambda: (None, 100), worker.waiting_clock)  # a backlog
+    now, newest = vn("2026-03-20 10:00"), vn("2026-03-16 09:00")
+    judged: list[float] = []
+
+    async def slow_dead(err: Any, event: Any) -> None:
+        ticks[0] += 10 * IDLE_WAIT  # held up this long
+        judged.append(slot.catchup.judge_at(now))  # a commit meanwhile
+
+    stream = Acks()
+    asyncio.run(worker.handle(stream, message(0, [_receipt("B", 0)]), slow_dead))  # type: ignore[arg-type]
+    asyncio.run(worker.handle(stream, message(1, [b"not an event"]), slow_dead))  # type: ignore[arg-type]
+    assert judged == [newest] and worker.dead_letters == 1
+    assert slot.catchup.judge_at(now) == newest
+    ticks[0] += IDLE_WAIT  # then no message comes: nothing more is being read
+    assert slot.catchup.judge_at(now) == now
