@@ -34,6 +34,7 @@ import time
 from typing import Any, cast
 
 import uvicorn
+from uvicorn._compat import asyncio_run
 
 from ioc.feed import kpi_view
 from ioc.kpis import FLOWS, LEVELS, WINDOWS
@@ -134,7 +135,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0)
     args = parser.parse_args()
     raise_fd_limit()
-    asyncio.run(serve(args.kind, args.port, args.channels, args.rate))
+    # the event loop uvicorn picks for `ioc api` (uvloop where installed)
+    loop_factory = uvicorn.Config(None).get_loop_factory()
+    asyncio_run(serve(args.kind, args.port, args.channels, args.rate), loop_factory=loop_factory)
 
 
 if __name__ == "__main__":
