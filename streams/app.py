@@ -76,6 +76,14 @@ def create_app(
         broker_commit_interval=1.0,
         producer_linger=0.005,
         producer_max_request_size=4_000_000,
+        # A produce request lost on a dead connection (no error, no answer)
+        # is noticed only after this, and until then it holds the one request
+        # the producer keeps in flight to the broker: every later send waits
+        # behind it. faust's default (1200 s) stalled alerts for 20 minutes.
+        # It is also how long a message waits for a broker that is away
+        # before it is dropped: what must not be lost (SLA transitions,
+        # units' counters, signals) stays in its outbox and goes again.
+        producer_request_timeout=30.0,
         # an envelope holds up to ~900 kB of events: 16 waiting ones keep the
         # agent busy, 256 (faust's default) held ~400 MiB more when it lagged
         stream_buffer_maxsize=16,
@@ -111,9 +119,11 @@ def create_app(
         await updates_topic.send(value=message)
 
     async def publish_alerts(message: bytes, part: int) -> None:
-        # wait for the broker: the transition is marked sent after this
+        # wait for the broker: the transition is marked sent after this. The
+        # worker gives up waiting after a while (``streams.partition_worker``);
+        # shielded, so the producer's own future is never cancelled under it.
         delivered = await alerts_topic.send(value=message, partition=part)
-        await delivered
+        await asyncio.shield(delivered)
 
     worker = ProcedureWorker(
         settings,

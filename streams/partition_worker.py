@@ -11,6 +11,10 @@ partition's state between Kafka and the database.
   into the next: group commit) and every ``IOC_FLUSH_INTERVAL`` s for the
   time that passes.
 - A revoked partition gets a last commit before it goes.
+- What a commit sends to the broker afterwards (``Sends``) waits for it
+  ``SEND_TIMEOUT`` s at most: a send lost on a dead connection must not
+  hold the commit lock, and with it every later commit, until the
+  producer gives up on it. What times out is sent with a later commit.
 
 Subclasses load (``_load``) and commit (``flush``) their own state.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from faust.types import EventT, StreamT
@@ -28,6 +32,35 @@ from ioc.settings import Settings
 
 Ack = tuple[StreamT[Any], EventT[Any]]
 Slot = TypeVar("Slot")
+T = TypeVar("T")
+
+# The longest a commit waits for the broker to take one message it sends
+# after the database commit (SLA transitions, units' counters and signals
+# until the broker confirms them, KPI updates and statuses until queued).
+# A healthy broker answers in milliseconds, in a second or two under load;
+# one that does not answer in this time is taken for unreachable.
+SEND_TIMEOUT = 10.0
+
+
+class Sends:
+    """The sends of one commit, each awaited ``timeout`` s at most. Once
+    one has timed out the rest fail at once, so a commit waits for an
+    unreachable broker ``timeout`` s in all, not once per message. A send
+    that timed out may still reach the broker later: what is sent again
+    after it arrives twice, which its readers tolerate."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.stalled = False
+
+    async def __call__(self, send: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self.stalled:
+            raise TimeoutError("the broker did not answer an earlier send of this commit")
+        try:
+            return await asyncio.wait_for(send(*args), self.timeout)
+        except TimeoutError:
+            self.stalled = True
+            raise TimeoutError(f"no answer from the broker in {self.timeout:g} s") from None
 
 
 class PartitionWorker(Generic[Slot]):
@@ -37,6 +70,7 @@ class PartitionWorker(Generic[Slot]):
         # partitions being loaded: faust may hand us their messages already
         self._loading: dict[int, asyncio.Event] = {}
         self._lock = asyncio.Lock()  # one commit at a time
+        self.send_timeout = SEND_TIMEOUT
         # set when messages are merged: the commit loop commits them at once
         self._applied = asyncio.Event()
 
@@ -90,6 +124,10 @@ class PartitionWorker(Generic[Slot]):
 
     def _commit_wait(self) -> float:
         return self.settings.flush_interval
+
+    def _sends(self) -> Sends:
+        """What bounds the sends of the commit under way."""
+        return Sends(self.send_timeout)
 
     async def flush(self, parts: set[int] | None = None) -> None:
         """Commit what the states of ``parts`` (all when None) hold, then

@@ -191,6 +191,14 @@ class PartitionProcessor:
             )
         return {keys[s]: self.windows.counters(s) for s in dirty.tolist()}
 
+    def unpublished(self, keys: Iterable[str]) -> None:
+        """Scopes ``updates`` handed over that did not reach the broker: a
+        later call hands them over again."""
+        for key in keys:
+            s = self.scopes.get(key)
+            if s is not None:
+                self.windows.dirty[s] = True
+
     def updates_waiting(self) -> bool:
         """Whether some scope changed and was held back by ``min_gap``."""
         return bool(self.windows.dirty[: len(self.scopes)].any())

@@ -37,7 +37,7 @@ from streams.codec import decode_envelope
 from streams.health import WriterHealth
 from streams.kafka import edge_time, partition_for
 from streams.metrics import WorkerMetrics
-from streams.partition_worker import Ack, PartitionWorker
+from streams.partition_worker import Ack, PartitionWorker, Sends
 from streams.sensor_stage import KEEP_SECONDS, SensorDrain, SensorPartition, stations_of
 from streams.sinks.retry import write_until_done
 from streams.sinks.sensor_sink import SensorSink
@@ -190,11 +190,14 @@ class SensorWorker(PartitionWorker[SensorSlot]):
                     batch.append((part, slot, drain, acks))
                 elif acks:  # only messages already committed
                     await self.ack(acks)
+            sends = self._sends()
             if batch:
-                await self._commit(batch)
-            await self._send_signals()
+                await self._commit(batch, sends)
+            await self._send_signals(sends)
 
-    async def _commit(self, batch: list[tuple[int, SensorSlot, SensorDrain, list[Ack]]]) -> None:
+    async def _commit(
+        self, batch: list[tuple[int, SensorSlot, SensorDrain, list[Ack]]], sends: Sends
+    ) -> None:
         for _, slot, drain, _ in batch:
             slot.unsent += drain.signals
             drain.state = {
@@ -212,9 +215,9 @@ class SensorWorker(PartitionWorker[SensorSlot]):
             slot.committed_offset = slot.next_offset
             self.metrics.sensor_readings.inc(len(drain.readings))
             await self.ack(acks)
-            await self._publish(part, drain)
+            await self._publish(part, drain, sends)
 
-    async def _publish(self, part: int, drain: SensorDrain) -> None:
+    async def _publish(self, part: int, drain: SensorDrain, sends: Sends) -> None:
         items = [
             LatestReading(
                 sid,
@@ -229,15 +232,16 @@ class SensorWorker(PartitionWorker[SensorSlot]):
         ]
         try:
             for i in range(0, len(items), SENSORS_PER_MESSAGE):
-                await self._publish_updates(
-                    encode_sensor_update(items[i : i + SENSORS_PER_MESSAGE])
+                await sends(
+                    self._publish_updates, encode_sensor_update(items[i : i + SENSORS_PER_MESSAGE])
                 )
         except Exception as exc:  # the screens read the statuses at their next connect
             log.warning("sensor statuses of partition %d not published: %s", part, exc)
 
-    async def _send_signals(self) -> None:
+    async def _send_signals(self, sends: Sends) -> None:
         """The committed signals not yet sent, each to the alerts partition
-        of its subject; what cannot go now goes after a later commit."""
+        of its subject; what cannot go now, or is not confirmed within
+        ``sends``' time, goes after a later commit."""
         alerts = self.settings.procedure_partitions
         # a partition may come or go while a send is awaited
         for part, slot in list(self.partitions.items()):
@@ -247,7 +251,7 @@ class SensorWorker(PartitionWorker[SensorSlot]):
                 for target, message in signal_messages(
                     part, slot.unsent, lambda key: partition_for(key, alerts)
                 ):
-                    await self._publish_alerts(message, target)
+                    await sends(self._publish_alerts, message, target)
             except Exception as exc:  # the broker is away
                 log.warning("sensor signals of partition %d not sent yet: %s", part, exc)
                 continue

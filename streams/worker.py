@@ -34,7 +34,7 @@ from streams.codec import decode_envelope, on_partition, watermark
 from streams.health import WriterHealth
 from streams.kafka import edge_time, partition_for
 from streams.metrics import WorkerMetrics
-from streams.partition_worker import Ack, PartitionWorker
+from streams.partition_worker import Ack, PartitionWorker, Sends
 from streams.processor import Drained, PartitionProcessor
 from streams.scopes import ScopeIndex
 from streams.sinks.event_ids import EventIds
@@ -331,8 +331,9 @@ class ProcedureWorker(PartitionWorker[Partition]):
                 if (slot := self.partitions.get(part)) is not None
             ]
             batch = [out for out in batch if out.worth_a_commit()]
+            sends = self._sends()
             if not batch:
-                await self._send_alerts()
+                await self._send_alerts(sends)
                 return
             with self.metrics.commit_seconds.time():
                 await self._commit([(out.drained, out.updates) for out in batch])
@@ -349,17 +350,18 @@ class ProcedureWorker(PartitionWorker[Partition]):
                     slot.last_snapshot = time.monotonic()
                 if out.applied is not None:
                     self.metrics.hop.labels("applied_to_committed").observe(committed - out.applied)
-                await self._publish(out, committed)
-                await self._send_units(out)
+                await self._publish(out, committed, sends)
+                await self._send_units(out, sends)
                 slot.unsent += out.drained.alerts
-            await self._send_alerts()
+            await self._send_alerts(sends)
 
-    async def _send_alerts(self) -> None:
+    async def _send_alerts(self, sends: Sends) -> None:
         """Send the committed SLA transitions not yet sent, and mark them
         sent once the broker has them (the outbox of ``sla_transitions``).
-        What cannot be sent now waits for the next commit, or for the next
-        owner of the partition; a transition may be sent twice, never lost
-        (readers drop repeats by ``SlaTransition.key``)."""
+        What cannot be sent now, or is not confirmed within ``sends``' time,
+        waits for the next commit, or for the next owner of the partition; a
+        transition may be sent twice, never lost (readers drop repeats by
+        ``SlaTransition.key``)."""
         slots = {part: s for part, s in self.partitions.items() if s.unsent}
         if not slots:
             return
@@ -368,7 +370,7 @@ class ProcedureWorker(PartitionWorker[Partition]):
             try:
                 for message in sla_messages(slot.unsent):
                     # on the alerts partition of the same number: one alert stage owns both
-                    await self._publish_alerts(message, part)
+                    await sends(self._publish_alerts, message, part)
             except Exception as exc:  # the broker is away: the next commit tries again
                 log.warning("SLA transitions of partition %d not sent yet: %s", part, exc)
                 continue
@@ -380,36 +382,43 @@ class ProcedureWorker(PartitionWorker[Partition]):
             for part in sent:
                 slots[part].unsent = []
 
-    async def _publish(self, out: Outgoing, committed: float) -> None:
+    async def _publish(self, out: Outgoing, committed: float, sends: Sends) -> None:
         """KPI updates of one partition, in messages of at most
         UPDATE_SCOPES_PER_MESSAGE scopes (one could pass the broker's size
-        limit), each with the times its changes passed the stages."""
+        limit), each with the times its changes passed the stages. Scopes
+        the producer did not take go with a later commit."""
         keys = list(out.updates)
         for i in range(0, len(keys), UPDATE_SCOPES_PER_MESSAGE):
             chunk = keys[i : i + UPDATE_SCOPES_PER_MESSAGE]
             published = time.time()
-            await self._publish_updates(
-                encode_kpi_update(
-                    out.part,
-                    out.drained.clock,
-                    {k: out.updates[k] for k in chunk},
-                    Trace(out.applied, committed, published),
-                    {k: out.edges[k] for k in chunk if k in out.edges},
+            try:
+                await sends(
+                    self._publish_updates,
+                    encode_kpi_update(
+                        out.part,
+                        out.drained.clock,
+                        {k: out.updates[k] for k in chunk},
+                        Trace(out.applied, committed, published),
+                        {k: out.edges[k] for k in chunk if k in out.edges},
+                    ),
                 )
-            )
+            except Exception as exc:  # the broker is away
+                log.warning("KPI updates of partition %d not published yet: %s", out.part, exc)
+                out.slot.processor.unpublished(keys[i:])
+                return
             self.metrics.hop.labels("committed_to_published").observe(published - committed)
 
-    async def _send_units(self, out: Outgoing) -> None:
+    async def _send_units(self, out: Outgoing, sends: Sends) -> None:
         """The units' counters of a commit, each to the alerts partition of
         its unit (``alerts.unit_messages``). Counters are levels, not
-        increments: what could not be sent goes, all of it, with a later
-        commit."""
+        increments: what could not be sent, or was not confirmed within
+        ``sends``' time, goes, all of it, with a later commit."""
         n = self.settings.procedure_partitions
         try:
             for target, message in unit_messages(
                 out.part, out.drained.clock, out.units, lambda key: partition_for(key, n)
             ):
-                await self._publish_alerts(message, target)
+                await sends(self._publish_alerts, message, target)
         except Exception as exc:  # the broker is away
             log.warning("unit counters of partition %d not sent yet: %s", out.part, exc)
             out.slot.units_sent = False

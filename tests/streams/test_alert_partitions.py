@@ -53,7 +53,7 @@ def test_each_partitions_transitions_go_to_the_same_alerts_partition() -> None:
             )
         ]
         worker.partitions[part] = slot
-    asyncio.run(worker._send_alerts())
+    asyncio.run(worker._send_alerts(worker._sends()))
     assert sorted((part, msg.count(b'"D%d"' % part)) for msg, part in sent) == [(1, 1), (3, 1)]
     assert sink.marked == [[1, 3]]
 

@@ -305,6 +305,128 @@ def test_units_counters_go_to_the_alerts_partition_of_their_unit(database_url: s
         assert all(partition_for(s, 4) == part for part, scopes in got.items() for s in scopes)
 
 
+class StalledBroker:
+    """A producer whose sends are never confirmed while ``away``: a produce
+    request lost on a connection cut without an error (the producer would
+    wait for its answer for its whole request timeout)."""
+
+    def __init__(self) -> None:
+        self.away = True
+        self.stalled = 0  # sends left waiting
+        self.alerts: list[tuple[bytes, int]] = []
+        self.updates: list[bytes] = []
+
+    async def _confirm(self) -> None:
+        if self.away:
+            self.stalled += 1
+            await asyncio.Future()  # never done
+
+    async def publish_alerts(self, message: bytes, part: int) -> None:
+        await self._confirm()
+        self.alerts.append((message, part))
+
+    async def publish_updates(self, message: bytes) -> None:
+        await self._confirm()
+        self.updates.append(message)
+
+
+@pytest.mark.integration
+def test_a_send_never_confirmed_holds_no_later_commit(database_url: str) -> None:
+    """The broker never confirms what the worker sends after a commit: the
+    commit gives up waiting, later commits go on (events committed and
+    acknowledged, SLA transitions computed and stored), and once the broker
+    answers again, what was not confirmed goes: the transitions (then marked
+    sent), every unit's counters, the KPI updates of the scopes that changed."""
+    import json
+
+    import psycopg
+
+    from alerts.messages import sla_of
+    from alerts.unit_messages import unit_counters_of
+    from ioc import wire
+    from ioc.clock import ManualClock
+    from ioc.settings import Settings
+    from ioc.testing import procedure_event
+    from streams.sinks.postgres import PostgresSink
+    from streams.sinks.schema import migrate
+    from tests.streams.helpers import vn, world
+
+    migrate(database_url)
+    registry, calendar = world()
+
+    def receipt(dossier: str, ts: str) -> bytes:
+        # a quarter of a working hour: at risk after 12 working minutes
+        body = procedure_event("received", dossier, ts, allotted_working_hours=0.25)
+        del body["allotted_working_days"]
+        return json.dumps(body).encode()
+
+    async def no_dead(err: Any, event: Any) -> None:
+        raise AssertionError(err)
+
+    def transitions() -> list[tuple[str, str, bool]]:
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT dossier_id, transition, published FROM sla_transitions ORDER BY at"
+            ).fetchall()
+        return [(d, t, p) for d, t, p in rows]
+
+    broker = StalledBroker()
+    clock = ManualClock(vn("2026-03-16 10:00"))
+
+    async def run() -> None:
+        sink = PostgresSink(database_url)
+        await sink.connect()
+        worker = worker_app.ProcedureWorker(
+            # no rate limit on KPI updates: each commit publishes what changed
+            Settings(database_url=database_url, procedure_partitions=4, kpi_updates_per_second=1e6),
+            registry,
+            calendar,
+            clock,  # type: ignore[arg-type]
+            sink,
+            broker.publish_updates,
+            broker.publish_alerts,
+        )
+        worker.send_timeout = 0.2
+        await worker._load([0])
+        stream = Acks()
+        # "I" and "B" are on partition 0 of 4
+        first = message(0, [receipt("I", "2026-03-16T10:00:00+07:00")])
+        await worker.handle(stream, first, no_dead)  # type: ignore[arg-type]
+        # bounded here so that a hang fails the test rather than blocks it
+        await asyncio.wait_for(worker.flush(), 5)
+        assert stream.acked == [first] and broker.stalled == 1  # one wait, not one per send
+        # an hour later: "I" is overdue, and another dossier comes
+        clock.advance(3600)
+        second = message(1, [receipt("B", "2026-03-16T11:00:00+07:00")])
+        await worker.handle(stream, second, no_dead)  # type: ignore[arg-type]
+        await asyncio.wait_for(worker.flush(), 5)
+        assert stream.acked == [first, second] and worker.committed_events == 2
+        assert transitions() == [("I", "at_risk", False), ("I", "overdue", False)]
+        assert broker.alerts == broker.updates == []
+        # the broker answers again: the next commit sends what waits
+        broker.away = False
+        await asyncio.wait_for(worker.flush(), 5)
+        assert transitions() == [("I", "at_risk", True), ("I", "overdue", True)]
+        assert worker.partitions[0].unsent == []
+        every = worker.partitions[0].processor.all_counters()
+        await sink.close()
+        sla: list[tuple[str, str]] = []
+        units: set[str] = set()
+        for raw, _ in broker.alerts:
+            body = wire.message(raw, "sla", "unit")
+            if body["type"] == "sla":
+                sla += [(t.dossier_id, t.transition) for t in sla_of(body)]
+            else:
+                units.update(unit_counters_of(body).scopes)
+        assert sla == [("I", "at_risk"), ("I", "overdue")]
+        kinds = ("province", "commune", "agency", "centre")
+        assert units == {s for s in every if s.partition(":")[0] in kinds}
+        published = {scope for raw in broker.updates for scope in json.loads(raw)["scopes"]}
+        assert published == set(every)
+
+    asyncio.run(run())
+
+
 def _wall_clock_worker(at: str) -> tuple[worker_app.ProcedureWorker, worker_app.Partition]:
     """A wall-clock worker holding partition 0 of 4, with no database, and
     that partition's slot."""

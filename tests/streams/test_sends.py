@@ -1,0 +1,116 @@
+"""What a commit sends after it waits for the broker a bounded time: a send
+that is never confirmed holds neither the commit nor the ones after it, and
+what it carried goes with a later commit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from alerts.model import Signal
+from streams.partition_worker import Sends
+
+
+def test_a_send_not_confirmed_in_time_fails_and_so_do_the_rest_of_the_commit() -> None:
+    calls: list[str] = []
+
+    async def never(name: str) -> None:
+        calls.append(name)
+        await asyncio.Future()
+
+    async def at_once(name: str) -> str:
+        calls.append(name)
+        return name
+
+    async def run() -> float:
+        sends = Sends(0.1)
+        assert await sends(at_once, "first") == "first"
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"no answer from the broker in 0\.1 s"):
+            await sends(never, "lost")
+        # the broker is taken for unreachable: no second wait in this commit
+        with pytest.raises(TimeoutError, match="earlier send"):
+            await sends(at_once, "later")
+        took = time.monotonic() - started
+        # the next commit tries again
+        assert await Sends(0.1)(at_once, "next") == "next"
+        return took
+
+    took = asyncio.run(run())
+    assert 0.1 <= took < 1.0
+    assert calls == ["first", "lost", "next"]
+
+
+def test_a_sends_own_failure_is_not_taken_for_a_stall() -> None:
+    async def refused() -> None:
+        raise OSError("refused")
+
+    async def ok() -> int:
+        return 1
+
+    async def run() -> int:
+        sends = Sends(0.1)
+        with pytest.raises(OSError):
+            await sends(refused)
+        return await sends(ok)
+
+    assert asyncio.run(run()) == 1
+
+
+class FakeSensorSink:
+    async def ensure(self) -> None:
+        pass
+
+
+def test_sensor_signals_never_confirmed_are_kept_and_sent_once_the_broker_answers() -> None:
+    """The sensor worker's commits: a signal not confirmed stays unsent and
+    holds the commit only so long."""
+    from ioc.clock import ManualClock
+    from ioc.settings import Settings
+    from ioc.stations import Stations
+    from streams.sensor_stage import SensorPartition
+    from streams.sensor_worker import SensorSlot, SensorWorker
+
+    away = [True]
+    sent: list[tuple[bytes, int]] = []
+
+    async def publish_alerts(message: bytes, part: int) -> None:
+        if away[0]:
+            await asyncio.Future()  # a delivery confirmation that never comes
+        sent.append((message, part))
+
+    worker = SensorWorker(
+        Settings(procedure_partitions=4, sensor_partitions=2),
+        None,  # type: ignore[arg-type]
+        ManualClock(0.0),
+        FakeSensorSink(),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        publish_alerts,
+    )
+    worker.send_timeout = 0.1
+    signals = [Signal("flood_level", f"sensor:wl-{n}", 1.0, value=2.0) for n in range(4)]
+    for part in (0, 1):
+        # nothing new to commit: the commits only send what waits
+        slot = SensorSlot(SensorPartition(part, Stations(), 0.0), 0, 0)
+        slot.unsent = signals[2 * part : 2 * part + 2]
+        worker.partitions[part] = slot
+
+    async def run() -> None:
+        # bounded here so that a hang fails the test rather than blocks it
+        await asyncio.wait_for(worker.flush(), 2)
+        assert [worker.partitions[p].unsent for p in (0, 1)] == [signals[:2], signals[2:]]
+        away[0] = False
+        await asyncio.wait_for(worker.flush(), 2)
+        assert [worker.partitions[p].unsent for p in (0, 1)] == [[], []]
+
+    asyncio.run(run())
+    assert {s.subject for raw, _ in sent for s in _signals(raw)} == {s.subject for s in signals}
+
+
+def _signals(raw: bytes) -> list[Signal]:
+    from alerts.signal_messages import TYPE, signals_of
+    from ioc import wire
+
+    return signals_of(wire.message(raw, TYPE))
