@@ -106,7 +106,12 @@ def run_case(
         for r, s in zip(split(readers, args.procs), split(stalled, args.procs), strict=True):
             cmd = [sys.executable, "-m", "bench.fanout_client", "--url", url]
             cmd += ["--readers", str(r), "--stalled", str(s), "--channels", str(args.channels)]
-            cmd += ["--first", str(first)]
+            cmd += [
+                "--first",
+                str(first),
+                "--result",
+                str(logs / f"client-{kind}-{stalled}-{first}.json"),
+            ]
             first += r + s
             clients.append(
                 subprocess.Popen(
@@ -142,7 +147,9 @@ def run_case(
         clients_cpu = sum(sum(p.cpu_times()[:2]) for p in client_procs) - clients_cpu0
         peak = max(peak, rss1)
         metrics = scrape(port)
-        results = [json.loads(c.communicate(timeout=120)[0].splitlines()[-1]) for c in clients]
+        for c in clients:
+            c.communicate(timeout=120)
+        results = [json.loads(Path(c.args[-1]).read_text()) for c in clients]
     finally:
         for c in clients:
             if c.poll() is None:

@@ -18,7 +18,8 @@ Talks to ``bench.fanout`` over stdin/stdout, one line each way:
   instant the server stamped in ``data.trace.fed``; same machine, same
   clock) in microseconds;
 - after ``t1`` stalled screens read again for a moment, to learn whether the
-  server closed them (1013) meanwhile, then one JSON line with the results.
+  server closed them (1013) meanwhile, then the results, as JSON, go to
+  the ``--result`` file.
 
 Stalled screens' messages are never recorded: only readers' latency counts.
 """
@@ -239,11 +240,14 @@ def main() -> None:
     parser.add_argument("--stalled", type=int, default=0)
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--first", type=int, default=0)
+    parser.add_argument("--result", required=True, help="file for the JSON results")
     args = parser.parse_args()
     raise_fd_limit()
-    result = uvloop.run(run(args))  # a third of the CPU per message of asyncio's loop
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
+    result = uvloop.run(run(args))
+    # to a file: uvloop leaves the stdout pipe non-blocking, and a large
+    # result line would be cut at the pipe's 64 kB
+    with open(args.result, "w") as out:
+        json.dump(result, out)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ compression, and written to each screen's socket from ``Hub.publish``
 without waking a task per screen. That is only sound when no screen's
 compressor carries context from one message to the next, so the server
 declines context takeover (``server_no_context_takeover``): a KPI update
-compresses to about 0.7 kB instead of 0.1 kB, and costs one compression per
+compresses to about 1.2 kB instead of 0.1 kB, and costs one compression per
 update instead of one per screen. Control frames (pings, closes) still go
 through the connection's protocol object, which keeps its state.
 
