@@ -30,9 +30,12 @@ a stream channel whose history still holds ``s+1..n`` replays exactly those
 deltas; anything else gets a fresh snapshot.
 
 Trade-offs. A slow or dead screen must never slow the others and the hub must
-never grow without bound. ``publish`` is synchronous: it only fills
-per-client queues (O(subscribers), no awaits); each client has its own sender
-task. A queue holds at most ``queue_size`` ordered messages (stream deltas and
+never grow without bound. ``publish`` is synchronous (O(subscribers), no
+awaits): a client served with a ``DirectWriter`` whose socket takes more and
+who has nothing pending gets the message written to its socket at once (the
+common case, and what keeps fan-out cheap: no task woken per screen and
+message); otherwise it goes on the client's queue, which its own sender task
+empties. A queue holds at most ``queue_size`` ordered messages (stream deltas and
 snapshots, replies) plus at most one pending value per conflated channel and
 one heartbeat: a newer KPI value replaces the pending one in place, so a
 lagging screen jumps to the newest numbers instead of replaying stale ones,
