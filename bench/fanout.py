@@ -103,15 +103,12 @@ def run_case(
         wait_for_port(port)
         url = f"ws://127.0.0.1:{port}/ws?token={TOKEN}"
         first = 0
+        result_files: list[Path] = []
         for r, s in zip(split(readers, args.procs), split(stalled, args.procs), strict=True):
             cmd = [sys.executable, "-m", "bench.fanout_client", "--url", url]
             cmd += ["--readers", str(r), "--stalled", str(s), "--channels", str(args.channels)]
-            cmd += [
-                "--first",
-                str(first),
-                "--result",
-                str(logs / f"client-{kind}-{stalled}-{first}.json"),
-            ]
+            result_files.append(logs / f"client-{kind}-{stalled}-{first}.json")
+            cmd += ["--first", str(first), "--result", str(result_files[-1])]
             first += r + s
             clients.append(
                 subprocess.Popen(
@@ -149,7 +146,7 @@ def run_case(
         metrics = scrape(port)
         for c in clients:
             c.communicate(timeout=120)
-        results = [json.loads(Path(c.args[-1]).read_text()) for c in clients]
+        results = [json.loads(f.read_text()) for f in result_files]
     finally:
         for c in clients:
             if c.poll() is None:

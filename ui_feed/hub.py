@@ -87,7 +87,7 @@ class Frame(dict[str, Any]):
     of the cost of sending it (fan-out is CPU-bound in the encoding). Its
     websocket frame is built once per way of framing (``wire``)."""
 
-    __slots__ = ("_payload", "_wire")
+    __slots__ = ("_payload", "_text", "_wire")
 
     def payload(self) -> bytes:
         try:
@@ -97,7 +97,11 @@ class Frame(dict[str, Any]):
             return self._payload
 
     def text(self) -> str:
-        return self.payload().decode()
+        try:
+            return self._text
+        except AttributeError:
+            self._text: str = self.payload().decode()
+            return self._text
 
     def wire(self, key: Hashable, build: Callable[[bytes], bytes]) -> bytes:
         """The frame as sent by connections framing by ``key``; ``build``
