@@ -169,9 +169,18 @@ COUNTER = itertools.count()
 _MIGRATED: set[str] = set()
 
 
+def keep_every_reading(url: str) -> None:
+    """On TimescaleDB, no retention job: it drops readings older than two
+    years whenever it runs, and the examples go back to year 1."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+            conn.execute("SELECT remove_retention_policy('sensor_readings', if_exists => TRUE)")
+
+
 def write(url: str, action: Any) -> None:
     if url not in _MIGRATED:
         migrate(url)
+        keep_every_reading(url)
         _MIGRATED.add(url)
 
     async def run() -> None:
