@@ -228,6 +228,7 @@ class Hub:
         history: int = 200,
         clock: Clock | None = None,
         seq_base: int = 0,
+        disconnects: tuple[type[BaseException], ...] = (OSError,),
     ) -> None:
         if queue_size < 1 or history < 1 or heartbeat <= 0 or stall_timeout <= 0:
             raise ValueError("queue_size, history, heartbeat and stall_timeout must be positive")
@@ -235,6 +236,9 @@ class Hub:
         self._seq_base = seq_base
         self._heartbeat, self._stall_timeout = heartbeat, stall_timeout
         self._now = clock.now if clock is not None else time.time
+        # what the connection raises when the peer has left: anything else
+        # ending a client is a fault worth a warning
+        self._disconnects = disconnects
         self._channels: dict[str, _Channel] = {}
         self._clients: set[_Client] = set()
         self._published = self._sent = self._dropped_slow = 0
@@ -318,8 +322,10 @@ class Hub:
             for task in tasks:
                 task.cancel()
             for result in await asyncio.gather(*tasks, return_exceptions=True):
-                if isinstance(result, Exception):
+                if isinstance(result, self._disconnects):
                     log.debug("client left: %r", result)
+                elif isinstance(result, Exception):
+                    log.warning("websocket client ended by an error", exc_info=result)
             self._clients.discard(client)
             self._detach_all(client)
         if client.dropped:

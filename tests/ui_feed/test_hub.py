@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -477,3 +478,25 @@ def test_a_connection_holds_a_bounded_number_of_patterns() -> None:
         await leave(conn, task)
 
     run(main)
+
+
+def test_a_fault_ending_a_client_is_a_warning_a_departure_is_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        hub = Hub(heartbeat=QUIET, disconnects=(Gone,))
+        left, left_task = connect(hub)
+        await settle(left, sub("alerts"))
+        await leave(left, left_task)
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+        broken, broken_task = connect(hub)
+        await settle(broken, sub("alerts"))
+        broken.inbox.put_nowait(LookupError("a bug, not a departure"))
+        await broken_task
+        warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [str(r.exc_info[1]) for r in warned if r.exc_info] == ["a bug, not a departure"]
+        assert hub.clients == 0
+
+    with caplog.at_level(logging.DEBUG, logger="ui_feed.hub"):
+        run(main)
