@@ -1,33 +1,12 @@
 """The fan-out hub behind ``GET /ws``: one publisher, many wall screens.
 
-Protocol (JSON text frames). Client -> server:
-
-- ``{"op": "subscribe", "channels": ["kpi/province", "kpi/commune/*"],
-  "resume": {"kpi/province": 41}}`` (``resume`` optional). A pattern ending in
-  ``*`` covers every current and future channel with that prefix; a channel
-  named before it exists is sent when it appears.
-- ``{"op": "unsubscribe", "channels": [...]}`` removes those patterns as given;
-  a channel stays while another remaining pattern covers it.
-- ``{"op": "ping"}``. Anything else: ``{"type": "error", "reason": ...}``, and
-  the connection stays open.
-
-Server -> client: ``{"type": "snapshot", "channel", "seq", "data"}`` first for
-each subscribed channel that has data, then ``{"type": "delta", ...}`` per
-publish; ``{"type": "heartbeat", "at": <epoch s>}`` every ``heartbeat`` s;
-``{"type": "pong"}``. Seqs are per channel, start at ``seq_base + 1``, +1 per
-publish, and live in memory. The API passes its start time in milliseconds
-as ``seq_base``, so a restarted hub (or another API instance) never hands
-out a seq a screen saw before: a resume across a restart gets a snapshot.
-
-A channel's kind is fixed by its first publish. *Conflated* (KPI views,
-``sensors``): only the latest value matters; snapshot and delta both carry the
-whole value, so seq gaps are normal. *Stream* (``alerts``): every item
-matters; the hub keeps the last ``history`` items, the snapshot is that list
-(oldest first, the last one at ``seq``), a delta carries one item.
-
-Resume with ``resume[c] = s``: nothing for ``c`` if ``s`` is its current seq;
-a stream channel whose history still holds ``s+1..n`` replays exactly those
-deltas; anything else gets a fresh snapshot.
+The protocol (subscribe with patterns and resume seqs, snapshot then
+deltas, heartbeats, errors) is in docs/interfaces.md, "Websocket protocol".
+Seqs are per channel, start at ``seq_base + 1`` and live in memory; the API
+passes its start time in milliseconds, so a resume from before a restart
+gets a snapshot. A channel's kind is fixed by its first publish: *conflated*
+(only the latest value matters, seq gaps are normal) or *stream* (the last
+``history`` items are kept and replayed on resume).
 
 Trade-offs. A slow or dead screen must never slow the others and the hub must
 never grow without bound. ``publish`` is synchronous (O(subscribers), no
