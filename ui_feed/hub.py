@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 _HEARTBEAT = ("heartbeat",)  # queue key: one pending heartbeat at most
 CLOSE_TRY_AGAIN = 1013
+CLOSE_INTERNAL_ERROR = 1011  # a fault of ours in serving one screen
 # Ordered messages a client may have pending. One SLA message from the worker
 # carries up to alerts.messages.ITEMS_PER_MESSAGE (1000) alerts, published in
 # one go: a screen that keeps up must be able to take two such bursts.
@@ -144,11 +145,13 @@ class _Client:
         limit: int,
         writer: DirectWriter | None = None,
         sent: Callable[[Frame], None] = lambda frame: None,
+        failed: Callable[[_Client, Exception], None] = lambda client, exc: None,
     ) -> None:
         self.conn = conn
         self.limit = limit
         self.writer = writer
         self.sent = sent
+        self.failed = failed
         self.patterns: set[str] = set()
         self.channels: set[str] = set()
         self.pending: OrderedDict[tuple[str, ...] | int, Frame] = OrderedDict()
@@ -156,6 +159,7 @@ class _Client:
         self.counter = 0
         self.wake = asyncio.Event()
         self.dropped = False
+        self.close_as = (CLOSE_TRY_AGAIN, "try again later")  # when dropped
         self.sender: asyncio.Task[None] | None = None
 
     def put(self, msg: Message, key: tuple[str, ...] | None = None) -> bool:
@@ -164,7 +168,11 @@ class _Client:
             msg = Frame(msg)
         writer = self.writer
         if writer is not None and not self.pending and not self.dropped and writer.ready():
-            writer.write(msg)
+            try:
+                writer.write(msg)
+            except Exception as exc:  # this screen's fault: publish goes on to the others
+                self.failed(self, exc)
+                return True
             self.sent(msg)
             return True
         if key is None:
@@ -287,7 +295,7 @@ class Hub:
     async def serve(self, conn: Connection, writer: DirectWriter | None = None) -> None:
         """Run one client until it leaves (receive/send raises) or is dropped;
         ``writer`` to write its messages past ``conn``."""
-        client = _Client(conn, self._queue_size, writer, self._was_sent)
+        client = _Client(conn, self._queue_size, writer, self._was_sent, self._failed)
         self._clients.add(client)
         tasks = [
             asyncio.create_task(self._send_loop(client)),
@@ -311,7 +319,7 @@ class Hub:
             # Bounded too: a dead peer must not hold this task forever.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self._stall_timeout):
-                    await conn.close(CLOSE_TRY_AGAIN, "try again later")
+                    await conn.close(*client.close_as)
 
     async def _send_loop(self, client: _Client) -> None:
         writer = client.writer
@@ -332,7 +340,11 @@ class Hub:
                         # nothing else writes while messages are pending
                         while client.pending and writer.ready():
                             msg = client.pop()
-                            writer.write(msg)
+                            try:
+                                writer.write(msg)
+                            except Exception as exc:
+                                self._failed(client, exc)
+                                return
                             self._was_sent(msg)
                         continue
             except TimeoutError:
@@ -450,8 +462,19 @@ class Hub:
         if client.dropped:
             return
         log.info("dropping slow websocket client (%s, %d pending)", why, len(client.pending))
-        client.dropped = True
         self._dropped_slow += 1
+        self._stop(client)
+
+    def _failed(self, client: _Client, exc: Exception) -> None:
+        """A message could not be written to ``client``: close it, not the hub."""
+        if client.dropped:
+            return
+        log.warning("closing a websocket client whose message could not be written", exc_info=exc)
+        client.close_as = (CLOSE_INTERNAL_ERROR, "internal error")
+        self._stop(client)
+
+    def _stop(self, client: _Client) -> None:
+        client.dropped = True
         self._detach_all(client)
         client.pending.clear()
         client.ordered = 0

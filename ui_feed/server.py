@@ -23,11 +23,14 @@ the same event, a client that does not keep up, and get the documented 1013
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import NegotiationError
+from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import (
     PerMessageDeflate,
     ServerPerMessageDeflateFactory,
@@ -35,6 +38,7 @@ from websockets.extensions.permessage_deflate import (
 from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
 from websockets.http11 import Request
+from websockets.typing import ExtensionParameter
 
 from ioc.settings import Settings
 from ui_feed.auth import redact_tokens
@@ -86,6 +90,21 @@ def frame_key(extensions: list[Any]) -> tuple[Any, ...] | None:
     return tuple(key)
 
 
+class ScreenDeflateFactory(ServerPerMessageDeflateFactory):
+    """permessage-deflate as the server offers it, declining a request for
+    an 8-bit window (RFC 7692 allows it; zlib cannot compress raw deflate with
+    one, and the first message to that screen would fail): that screen gets
+    plain frames."""
+
+    def process_request_params(
+        self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
+    ) -> tuple[list[ExtensionParameter], PerMessageDeflate]:
+        response, extension = super().process_request_params(params, accepted_extensions)
+        if extension.local_max_window_bits < 9:
+            raise NegotiationError("server_max_window_bits below 9 is not supported")
+        return response, extension
+
+
 class StalledPeerProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O websocket protocol, closing stalled peers with 1013
     and offering the hub a direct send."""
@@ -95,7 +114,7 @@ class StalledPeerProtocol(WebSocketsSansIOProtocol):
         if self.config.ws_per_message_deflate:
             # uvicorn's settings, without the server's compression context
             self.conn.available_extensions = [
-                ServerPerMessageDeflateFactory(
+                ScreenDeflateFactory(
                     server_no_context_takeover=True,
                     server_max_window_bits=12,
                     client_max_window_bits=12,

@@ -38,6 +38,7 @@ class FakeConn:
         self.gate.set()
         self.closed: tuple[int, str] | None = None
         self.room: int | None = None  # messages the socket takes before it is full
+        self.broken: Exception | None = None  # raised by every send once set
 
     def took(self, msg: dict[str, Any]) -> None:
         self.outbox.put_nowait(msg)
@@ -54,6 +55,8 @@ class FakeConn:
 
     async def send_text(self, data: str) -> None:
         await self.gate.wait()
+        if self.broken is not None:
+            raise self.broken
         self.took(json.loads(data))  # must be JSON
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -69,6 +72,8 @@ class FakeConn:
 
     def write(self, frame: Frame) -> None:
         assert self.gate.is_set(), "written while the socket is not ready"
+        if self.broken is not None:
+            raise self.broken
         self.took(json.loads(frame.wire("plain", bytes)))
 
     async def drained(self) -> None:
@@ -499,4 +504,39 @@ def test_a_fault_ending_a_client_is_a_warning_a_departure_is_not(
         assert hub.clients == 0
 
     with caplog.at_level(logging.DEBUG, logger="ui_feed.hub"):
+        run(main)
+
+
+def test_a_screen_whose_messages_cannot_be_written_is_closed_and_the_others_get_everything(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        hub = Hub(heartbeat=QUIET, disconnects=(Gone,))
+        hub.publish("alerts", "before", conflate=False)
+        hub.publish("kpi/province", {"v": -1}, conflate=True)
+        broken, broken_task = connect(hub)
+        good, good_task = connect(hub)
+        await settle(broken, sub("alerts", "kpi/*"))
+        await settle(good, sub("alerts", "kpi/*"))
+        broken.broken = ValueError("cannot frame for this screen")
+
+        for i in range(5):
+            assert hub.publish("alerts", i, conflate=False) == i + 2
+            hub.publish("kpi/province", {"v": i}, conflate=True)
+        hub.publish("kpi/commune/1", {"v": 1}, conflate=True)  # a new channel, attached to both
+
+        got = await settle(good)
+        assert [m["data"] for m in got if m["channel"] == "alerts"] == [0, 1, 2, 3, 4]
+        assert got[-1] == {**got[-1], "channel": "kpi/commune/1", "type": "snapshot"}
+        await broken_task  # it ended; the hub went on
+        assert hub.clients == 1
+        if DIRECT["on"]:
+            assert broken.closed == (1011, "internal error")
+        warned = [r for r in caplog.records if r.levelno >= logging.WARNING and r.exc_info]
+        assert [str(r.exc_info[1]) for r in warned if r.exc_info] == [
+            "cannot frame for this screen"
+        ]
+        await leave(good, good_task)
+
+    with caplog.at_level(logging.INFO, logger="ui_feed.hub"):
         run(main)
