@@ -59,6 +59,8 @@ CLOSE_INTERNAL_ERROR = 1011  # a fault of ours in serving one screen
 QUEUE_SIZE = 2048
 # Channel patterns one connection may hold (a wall screen uses a handful).
 MAX_PATTERNS = 64
+# Longest channel name or pattern taken (channels are at most about 140).
+MAX_CHANNEL_NAME = 256
 
 
 class Frame(dict[str, Any]):
@@ -380,13 +382,16 @@ class Hub:
         if op == "ping":
             self._reply(client, {"type": "pong"})
         elif op not in ("subscribe", "unsubscribe"):
-            error = f"unknown op {op!r}: expected subscribe, unsubscribe or ping"
+            error = f"unknown op {str(op)[:40]!r}: expected subscribe, unsubscribe or ping"
         elif not (
             isinstance(patterns, list)
             and patterns
-            and all(isinstance(p, str) and p for p in patterns)
+            and all(isinstance(p, str) and 0 < len(p) <= MAX_CHANNEL_NAME for p in patterns)
         ):
-            error = "'channels' must be a non-empty list of channel names or prefix* patterns"
+            error = (
+                "'channels' must be a non-empty list of channel names or prefix* patterns"
+                f" of at most {MAX_CHANNEL_NAME} characters"
+            )
         elif op == "unsubscribe":
             self._unsubscribe(client, patterns)
         elif len(client.patterns.union(patterns)) > MAX_PATTERNS:

@@ -47,6 +47,7 @@ from ui_feed.hub import CLOSE_TRY_AGAIN, Frame
 LOGGERS = ("uvicorn.access", "uvicorn.error")
 # where a websocket's scope carries its DirectSend (ui_feed.app passes it on)
 DIRECT_SEND = "ioc.direct_send"
+WS_MAX_SIZE = 1 << 20
 
 
 class DirectSend:
@@ -165,6 +166,9 @@ def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Con
         "port": settings.api_port,
         "log_level": settings.log_level.lower(),
         "ws": StalledPeerProtocol,
+        # a screen sends subscriptions, not data: 1 MiB (after decompression)
+        # holds a resume map of 20 000 channels; uvicorn's default is 16 MiB
+        "ws_max_size": WS_MAX_SIZE,
         "lifespan": "on",
         **overrides,
     }

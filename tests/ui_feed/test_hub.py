@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ioc.clock import ManualClock
-from ui_feed.hub import Frame, Hub
+from ui_feed.hub import MAX_CHANNEL_NAME, Frame, Hub
 
 QUIET = 3600.0  # a heartbeat period no test reaches
 
@@ -540,3 +540,21 @@ def test_a_screen_whose_messages_cannot_be_written_is_closed_and_the_others_get_
 
     with caplog.at_level(logging.INFO, logger="ui_feed.hub"):
         run(main)
+
+
+def test_a_channel_name_past_its_length_is_refused() -> None:
+    async def main() -> None:
+        hub = Hub(heartbeat=QUIET)
+        longest = "sensor/" + "x" * (MAX_CHANNEL_NAME - len("sensor/"))
+        hub.publish(longest, {"v": 1}, conflate=True)
+        hub.publish(longest + "y", {"v": 2}, conflate=True)
+        conn, task = connect(hub)
+        got = await settle(conn, sub(longest + "*"), sub("sensor/x*"))
+        assert got[0]["type"] == "error" and str(MAX_CHANNEL_NAME) in got[0]["reason"]
+        assert [m["data"] for m in got[1:]] == [{"v": 1}, {"v": 2}]  # the shorter pattern
+        assert brief(await settle(conn, sub(longest))) == []  # already there
+        (reply,) = await settle(conn, {"op": "x" * 1000})
+        assert reply["type"] == "error" and len(reply["reason"]) < 200
+        await leave(conn, task)
+
+    run(main)

@@ -22,7 +22,7 @@ from ioc.settings import Settings
 from tests.conftest import free_port
 from ui_feed.app import create_app
 from ui_feed.hub import Hub
-from ui_feed.server import server_config
+from ui_feed.server import WS_MAX_SIZE, server_config
 
 TOKEN = "read-token-0123456"
 
@@ -157,3 +157,38 @@ def test_screens_with_and_without_compression_receive_every_message_intact(
         kpis = [m["data"] for m in messages if m["channel"] == "kpi/province"]
         assert kpis[0]["n"] == 0 and kpis[-1] == {"n": 300, "text": "Hà Nội " * 0}
         assert [k["n"] for k in kpis] == sorted(k["n"] for k in kpis)  # never backwards
+
+
+async def close_code_after_sending(size: int) -> int | None:
+    """Serve the API; a screen sends a subscription padded to about ``size``
+    bytes with a resume map, then a ping: the close code it gets, or None
+    when it got its pong and stays open."""
+    port = free_port()
+    settings = Settings(read_token=TOKEN, api_port=port)
+    hub = Hub(heartbeat=3600)
+    server = uvicorn.Server(
+        server_config(create_app(settings, hub=hub), settings, lifespan="off", log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    await until(lambda: server.started)
+    resume = {f"sensor/{i:012d}": i for i in range(size // 30)}
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/ws?token={TOKEN}", max_size=None) as ws:
+            await ws.send(
+                json.dumps({"op": "subscribe", "channels": ["sensor/*"], "resume": resume})
+            )
+            await ws.send(json.dumps({"op": "ping"}))
+            try:
+                while json.loads(await ws.recv())["type"] != "pong":
+                    pass
+                return None
+            except ConnectionClosed as closed:
+                return None if closed.rcvd is None else closed.rcvd.code
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def test_a_message_past_the_size_limit_closes_the_screen_with_1009() -> None:
+    assert run(close_code_after_sending(WS_MAX_SIZE // 2)) is None  # 17 000 channels resumed
+    assert run(close_code_after_sending(WS_MAX_SIZE * 2)) == 1009
