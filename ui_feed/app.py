@@ -27,7 +27,6 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client.exposition import choose_encoder
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel
-from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from alerts.rules import load_rules
 from ioc.calendar import load_calendar
@@ -86,11 +85,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     # seqs above the start time in ms: a resume from before a restart is
     # never mistaken for "up to date"
     if hub is None:
-        hub = Hub(
-            clock=clock,
-            seq_base=int(time.time() * 1000),
-            disconnects=(WebSocketDisconnect, WebSocketDisconnected, OSError),
-        )
+        hub = Hub(clock=clock, seq_base=int(time.time() * 1000))
     state: dict[str, Any] = {"producer": None}
     metrics = api_registry(hub, lambda: state.get("feed"))
     latency = Latency(metrics)

@@ -43,6 +43,7 @@ from itertools import islice
 from typing import Any, Protocol
 
 import orjson
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from ioc.clock import Clock
 from ioc.feed import matches
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 _HEARTBEAT = ("heartbeat",)  # queue key: one pending heartbeat at most
 CLOSE_TRY_AGAIN = 1013
+# what a connection raises when the peer has left (Starlette's, the socket's)
+DISCONNECTS = (WebSocketDisconnect, WebSocketDisconnected, OSError)
 CLOSE_INTERNAL_ERROR = 1011  # a fault of ours in serving one screen
 # Ordered messages a client may have pending. One SLA message from the worker
 # carries up to alerts.messages.ITEMS_PER_MESSAGE (1000) alerts, published in
@@ -217,7 +220,7 @@ class Hub:
         history: int = 200,
         clock: Clock | None = None,
         seq_base: int = 0,
-        disconnects: tuple[type[BaseException], ...] = (OSError,),
+        disconnects: tuple[type[BaseException], ...] = DISCONNECTS,
     ) -> None:
         if queue_size < 1 or history < 1 or heartbeat <= 0 or stall_timeout <= 0:
             raise ValueError("queue_size, history, heartbeat and stall_timeout must be positive")
@@ -225,8 +228,7 @@ class Hub:
         self._seq_base = seq_base
         self._heartbeat, self._stall_timeout = heartbeat, stall_timeout
         self._now = clock.now if clock is not None else time.time
-        # what the connection raises when the peer has left: anything else
-        # ending a client is a fault worth a warning
+        # anything else ending a client is a fault worth a warning
         self._disconnects = disconnects
         self._channels: dict[str, _Channel] = {}
         self._clients: set[_Client] = set()

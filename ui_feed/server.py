@@ -17,7 +17,10 @@ ping unanswered for ``ws_ping_timeout`` s) and by the hub (a send blocked for
 ("internal error"), and holds back the hub's 1013 close frame in the second
 until the peer reads again, which it will not: it then sees 1006. Both are
 the same event, a client that does not keep up, and get the documented 1013
-("try again later"): the page reconnects and resumes.
+("try again later"): the page reconnects and resumes. Such a peer never lets
+its socket flush either: it is cut ``close_grace`` s after the close (and
+after the API's own shutdown close), and its pings are not answered while
+its socket is full (uvicorn wrote each pong whatever the buffer held).
 """
 
 from __future__ import annotations
@@ -110,8 +113,12 @@ class StalledPeerProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O websocket protocol, closing stalled peers with 1013
     and offering the hub a direct send."""
 
+    # after a close, how long the socket may take to flush before it is aborted
+    close_grace = 10.0
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.close_timeout = self.close_grace
         if self.config.ws_per_message_deflate:
             # uvicorn's settings, without the server's compression context
             self.conn.available_extensions = [
@@ -140,15 +147,43 @@ class StalledPeerProtocol(WebSocketsSansIOProtocol):
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
         self.writable.set()  # a send waiting for the peer to drain learns it is over
+        self.close_or_abort()
+
+    def close_or_abort(self) -> None:
+        """Close the socket, and abort it if what it holds has not gone out
+        within the grace: a peer that reads nothing never lets it flush, and
+        would hold the buffer (and the connection) for as long as it stays."""
         self.transport.close()
+        self.loop.call_later(self.close_timeout, self.transport.abort)
+
+    def shutdown(self) -> None:
+        # the API stopping: its close frame must not wait forever either
+        super().shutdown()
+        self.loop.call_later(self.close_timeout, self.transport.abort)
+
+    def handle_ping(self) -> None:
+        # uvicorn writes each pong whatever the socket holds: a peer sending
+        # pings and reading nothing grew the API's memory without bound. While
+        # the socket is full, or closing, the answer is dropped (RFC 6455 lets an
+        # endpoint answer only the latest ping); the keepalive closes a peer
+        # that stays so.
+        answer = b"".join(self.conn.data_to_send())
+        if self.writable.is_set() and not (self.close_sent or self.transport.is_closing()):
+            self.transport.write(answer)
 
     async def send(self, message: ASGISendEvent) -> None:
-        if message["type"] == "websocket.close" and self.handshake_complete and not self.close_sent:
+        closing = message["type"] == "websocket.close" and not self.close_sent
+        if closing and self.handshake_complete:
             # A close must not wait for the peer to drain what is buffered: the
             # hub closes exactly the peers that stopped reading. The frame goes
             # after the buffered data, and nothing is sent after it.
             self.writable.set()
         await super().send(message)
+        if closing and self.close_timer is not None:
+            # uvicorn closes the socket when the peer has not answered the
+            # close within close_timeout; this also aborts it after as long again
+            self.close_timer.cancel()
+            self.close_timer = self.loop.call_later(self.close_timeout, self.close_or_abort)
 
 
 def install_log_redaction() -> None:

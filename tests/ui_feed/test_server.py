@@ -7,8 +7,10 @@ socket alone until the server is done with the connection."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +24,7 @@ from ioc.settings import Settings
 from tests.conftest import free_port
 from ui_feed.app import create_app
 from ui_feed.hub import Hub
-from ui_feed.server import WS_MAX_SIZE, server_config
+from ui_feed.server import WS_MAX_SIZE, StalledPeerProtocol, server_config
 
 TOKEN = "read-token-0123456"
 
@@ -192,3 +194,111 @@ async def close_code_after_sending(size: int) -> int | None:
 def test_a_message_past_the_size_limit_closes_the_screen_with_1009() -> None:
     assert run(close_code_after_sending(WS_MAX_SIZE // 2)) is None  # 17 000 channels resumed
     assert run(close_code_after_sending(WS_MAX_SIZE * 2)) == 1009
+
+
+async def raw_screen(port: int) -> socket.socket:
+    """A websocket client on a bare socket with a small receive buffer, that
+    never reads after the handshake (frames are sent with ``frame``)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    await loop.sock_sendall(
+        sock,
+        (
+            f"GET /ws?token={TOKEN} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode(),
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += await loop.sock_recv(sock, 1)  # byte by byte: leave the frames unread
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return sock
+
+
+def frame(opcode: int, payload: bytes) -> bytes:
+    """One masked client frame (payload under 126 bytes)."""
+    mask = os.urandom(4)
+    return (
+        bytes([0x80 | opcode, 0x80 | len(payload)])
+        + mask
+        + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    )
+
+
+async def served(hub: Hub, **overrides: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    port = free_port()
+    settings = Settings(read_token=TOKEN, api_port=port)
+    server = uvicorn.Server(
+        server_config(
+            create_app(settings, hub=hub),
+            settings,
+            lifespan="off",
+            log_level="warning",
+            **overrides,
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    await until(lambda: server.started)
+    return server, serving, port
+
+
+async def stop(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
+    """Stop the server, first cutting what a failed test left open (uvicorn
+    waits for every connection to go)."""
+    server.should_exit = True
+    for protocol in list(server.server_state.connections):
+        protocol.transport.abort()  # type: ignore[attr-defined]
+    await serving
+
+
+def test_pings_from_a_screen_that_reads_nothing_do_not_pile_up_in_the_api() -> None:
+    async def main() -> int:
+        hub = Hub(heartbeat=3600)
+        hub.publish("a", 0, conflate=False)
+        server, serving, port = await served(hub, ws_ping_interval=None)
+        try:
+            sock = await raw_screen(port)
+            pings = frame(0x9, b"p" * 125) * 40_000  # 5 MB of pongs to answer
+            subscribe = frame(0x1, json.dumps({"op": "subscribe", "channels": ["a"]}).encode())
+            await asyncio.get_running_loop().sock_sendall(sock, pings + subscribe)
+            await until(lambda: hub.stats()["subscriptions"] == 1)  # every ping handled
+            (screen,) = [p for p in server.server_state.connections if hasattr(p, "conn")]
+            held: int = screen.transport.get_write_buffer_size()  # type: ignore[attr-defined]
+            sock.close()
+            return held
+        finally:
+            await stop(server, serving)
+
+    # at most the high-water mark and one read's answers; all 5 MB before
+    assert run(main()) < 1_000_000
+
+
+def test_a_closed_screen_that_reads_nothing_is_aborted_after_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(StalledPeerProtocol, "close_grace", 0.2)
+
+    async def main() -> None:
+        hub = Hub(heartbeat=3600, stall_timeout=0.2)
+        hub.publish("a", 0, conflate=False)
+        server, serving, port = await served(hub, ws_ping_interval=None)
+        try:
+            sock = await raw_screen(port)
+            subscribe = frame(0x1, json.dumps({"op": "subscribe", "channels": ["a"]}).encode())
+            await asyncio.get_running_loop().sock_sendall(sock, subscribe)
+            await until(lambda: hub.stats()["subscriptions"] == 1)
+            while hub.stats()["dropped_slow"] == 0:
+                hub.publish("a", os.urandom(32_000).hex(), conflate=False)
+                await asyncio.sleep(0.01)
+            # closed with 1013 behind a buffer the screen never reads: the
+            # connection goes once the grace is over, though the socket stays open
+            await until(lambda: not server.server_state.connections)
+            sock.close()
+        finally:
+            await stop(server, serving)
+
+    run(main())
