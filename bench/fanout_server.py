@@ -40,7 +40,8 @@ from ioc.feed import kpi_view
 from ioc.kpis import FLOWS, LEVELS, WINDOWS
 from ioc.settings import Settings
 from ui_feed.app import create_app
-from ui_feed.hub import Connection, DirectWriter, Hub
+from ui_feed.hub import Hub
+from ui_feed.screen import Connection, DirectWriter
 from ui_feed.server import server_config
 
 TOKEN = "bench-read-token-0123"

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ui_feed.hub import Connection
+from ui_feed.screen import Connection
 
 
 class _Client:

@@ -37,22 +37,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable
+from collections import deque
+from collections.abc import Callable
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any
 
-import orjson
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from ioc.clock import Clock
 from ioc.feed import matches
+from ui_feed.screen import Connection, DirectWriter, Frame, Message, Screen
 
 log = logging.getLogger(__name__)
 
-Message = dict[str, Any]
 _HEARTBEAT = ("heartbeat",)  # queue key: one pending heartbeat at most
-CLOSE_TRY_AGAIN = 1013
 # what a connection raises when the peer has left (Starlette's, the socket's)
 DISCONNECTS = (WebSocketDisconnect, WebSocketDisconnected, OSError)
 CLOSE_INTERNAL_ERROR = 1011  # a fault of ours in serving one screen
@@ -66,60 +64,8 @@ MAX_PATTERNS = 64
 MAX_CHANNEL_NAME = 256
 
 
-class Frame(dict[str, Any]):
-    """A message, encoded once however many screens it goes to: a delta is
-    one object shared by every subscriber's queue, and JSON encoding is most
-    of the cost of sending it (fan-out is CPU-bound in the encoding). Its
-    websocket frame is built once per way of framing (``wire``)."""
-
-    __slots__ = ("_payload", "_text", "_wire")
-
-    def payload(self) -> bytes:
-        try:
-            return self._payload
-        except AttributeError:
-            self._payload: bytes = orjson.dumps(self)
-            return self._payload
-
-    def text(self) -> str:
-        try:
-            return self._text
-        except AttributeError:
-            self._text: str = self.payload().decode()
-            return self._text
-
-    def wire(self, key: Hashable, build: Callable[[bytes], bytes]) -> bytes:
-        """The frame as sent by connections framing by ``key``; ``build``
-        makes it from the payload the first time."""
-        try:
-            wires = self._wire
-        except AttributeError:
-            wires = {}
-            self._wire: dict[Hashable, bytes] = wires
-        frame = wires.get(key)
-        if frame is None:
-            frame = wires[key] = build(self.payload())
-        return frame
-
-
 def _message(kind: str, channel: str, seq: int, data: Any) -> Frame:
     return Frame(type=kind, channel=channel, seq=seq, data=data)
-
-
-class Connection(Protocol):
-    async def receive_json(self) -> Any: ...  # raises when the peer is gone
-    async def send_text(self, data: str) -> None: ...
-    async def close(self, code: int = 1000, reason: str = "") -> None: ...
-
-
-class DirectWriter(Protocol):
-    """Writes a message to the screen's socket now, past the ASGI send
-    (``ui_feed.server.DirectSend``): no task wakes per screen and message."""
-
-    def is_open(self) -> bool: ...
-    def ready(self) -> bool: ...  # open, and the socket takes more now
-    def write(self, frame: Frame) -> None: ...
-    async def drained(self) -> None: ...
 
 
 class _Channel:
@@ -131,81 +77,7 @@ class _Channel:
         self.seq = seq_base
         self.value: Any = None
         self.items: deque[tuple[int, Any]] = deque(maxlen=history)
-        self.subscribers: set[_Client] = set()
-
-
-class _Client:
-    """One screen: its subscriptions and its bounded outgoing queue.
-
-    ``pending`` keeps send order. Conflatable messages are keyed by a tuple
-    (channel or heartbeat) so a newer one replaces the pending one in place;
-    ordered messages get an int key and count against ``limit``. With a
-    ``writer``, a message finding nothing pending and the socket ready is
-    written at once instead (and ``sent`` told), in the same order.
-    """
-
-    def __init__(
-        self,
-        conn: Connection,
-        limit: int,
-        writer: DirectWriter | None = None,
-        sent: Callable[[Frame], None] = lambda frame: None,
-        failed: Callable[[_Client, Exception], None] = lambda client, exc: None,
-    ) -> None:
-        self.conn = conn
-        self.limit = limit
-        self.writer = writer
-        self.sent = sent
-        self.failed = failed
-        self.patterns: set[str] = set()
-        self.channels: set[str] = set()
-        self.pending: OrderedDict[tuple[str, ...] | int, Frame] = OrderedDict()
-        self.ordered = 0
-        self.counter = 0
-        self.wake = asyncio.Event()
-        self.dropped = False
-        self.close_as = (CLOSE_TRY_AGAIN, "try again later")  # when dropped
-        self.sender: asyncio.Task[None] | None = None
-
-    def put(self, msg: Message, key: tuple[str, ...] | None = None) -> bool:
-        """Queue ``msg``; False (nothing queued) when the ordered queue is full."""
-        if not isinstance(msg, Frame):
-            msg = Frame(msg)
-        writer = self.writer
-        if writer is not None and not self.pending and not self.dropped and writer.ready():
-            try:
-                writer.write(msg)
-            except Exception as exc:  # this screen's fault: publish goes on to the others
-                self.failed(self, exc)
-                return True
-            self.sent(msg)
-            return True
-        if key is None:
-            if self.ordered >= self.limit:
-                return False
-            self.ordered += 1
-            self.counter += 1
-            self.pending[self.counter] = msg
-        else:
-            old = self.pending.get(key)
-            if old is not None and old["type"] == "snapshot":
-                msg = Frame(msg, type="snapshot")  # the client has not had its first one yet
-            self.pending[key] = msg
-        self.wake.set()
-        return True
-
-    def pop(self) -> Frame:
-        key, msg = self.pending.popitem(last=False)
-        if isinstance(key, int):
-            self.ordered -= 1
-        return msg
-
-    def purge(self, names: set[str]) -> None:
-        """Forget pending messages of channels the client no longer follows."""
-        for key in [k for k, m in self.pending.items() if m.get("channel") in names]:
-            if isinstance(key, int):
-                self.ordered -= 1
-            del self.pending[key]
+        self.subscribers: set[Screen] = set()
 
 
 class Hub:
@@ -231,7 +103,7 @@ class Hub:
         # anything else ending a client is a fault worth a warning
         self._disconnects = disconnects
         self._channels: dict[str, _Channel] = {}
-        self._clients: set[_Client] = set()
+        self._clients: set[Screen] = set()
         self._published = self._sent = self._dropped_slow = 0
         # told of every message a screen has taken, with the wall time
         # (latency histograms); it must be quick
@@ -299,7 +171,7 @@ class Hub:
     async def serve(self, conn: Connection, writer: DirectWriter | None = None) -> None:
         """Run one client until it leaves (receive/send raises) or is dropped;
         ``writer`` to write its messages past ``conn``."""
-        client = _Client(conn, self._queue_size, writer, self._was_sent, self._failed)
+        client = Screen(conn, self._queue_size, writer, self._was_sent, self._failed)
         self._clients.add(client)
         tasks = [
             asyncio.create_task(self._send_loop(client)),
@@ -325,7 +197,7 @@ class Hub:
                 async with asyncio.timeout(self._stall_timeout):
                     await conn.close(*client.close_as)
 
-    async def _send_loop(self, client: _Client) -> None:
+    async def _send_loop(self, client: Screen) -> None:
         writer = client.writer
         while not client.dropped:
             if not client.pending:
@@ -361,7 +233,7 @@ class Hub:
         if self.on_sent is not None:
             self.on_sent(msg, time.time())
 
-    async def _read_loop(self, client: _Client) -> None:
+    async def _read_loop(self, client: Screen) -> None:
         while not client.dropped:
             try:
                 msg = await client.conn.receive_json()
@@ -372,12 +244,12 @@ class Hub:
                 continue
             self._handle(client, msg)
 
-    async def _heartbeat_loop(self, client: _Client) -> None:
+    async def _heartbeat_loop(self, client: Screen) -> None:
         while True:
             await asyncio.sleep(self._heartbeat)
             client.put({"type": "heartbeat", "at": self._now()}, _HEARTBEAT)
 
-    def _handle(self, client: _Client, msg: Any) -> None:
+    def _handle(self, client: Screen, msg: Any) -> None:
         m = msg if isinstance(msg, dict) else {}
         op, patterns, resume = m.get("op"), m.get("channels"), m.get("resume") or {}
         error = None
@@ -408,14 +280,14 @@ class Hub:
         if error:
             self._reply(client, {"type": "error", "reason": error})
 
-    def _reply(self, client: _Client, msg: Message) -> None:
+    def _reply(self, client: Screen, msg: Message) -> None:
         # Replies are ordered messages: a client that does not read them is slow too.
         if not client.put(msg):
             self._drop(client, "queue full")
 
     # -- subscriptions ------------------------------------------------------
 
-    def _subscribe(self, client: _Client, patterns: list[str], resume: dict[str, int]) -> None:
+    def _subscribe(self, client: Screen, patterns: list[str], resume: dict[str, int]) -> None:
         for pattern in patterns:
             client.patterns.add(pattern)
             if pattern.endswith("*"):
@@ -428,7 +300,7 @@ class Hub:
                 if client.dropped:
                     return
 
-    def _unsubscribe(self, client: _Client, patterns: list[str]) -> None:
+    def _unsubscribe(self, client: Screen, patterns: list[str]) -> None:
         client.patterns.difference_update(patterns)
         gone = {n for n in client.channels if not any(matches(p, n) for p in client.patterns)}
         for name in gone:
@@ -436,7 +308,7 @@ class Hub:
         client.channels -= gone
         client.purge(gone)
 
-    def _attach(self, client: _Client, ch: _Channel, since: int | None) -> None:
+    def _attach(self, client: Screen, ch: _Channel, since: int | None) -> None:
         """Subscribe ``client`` to ``ch`` and queue what it needs to catch up."""
         ch.subscribers.add(client)
         client.channels.add(ch.name)
@@ -452,19 +324,19 @@ class Hub:
         data = ch.value if ch.conflate else [item for _, item in ch.items]
         self._offer(client, ch, _message("snapshot", ch.name, ch.seq, data))
 
-    def _offer(self, client: _Client, ch: _Channel, msg: Message) -> None:
+    def _offer(self, client: Screen, ch: _Channel, msg: Message) -> None:
         if ch.conflate:
             client.put(msg, ("c", ch.name))
         elif not client.put(msg):
             self._drop(client, "queue full")
 
-    def _detach_all(self, client: _Client) -> None:
+    def _detach_all(self, client: Screen) -> None:
         for name in client.channels:
             self._channels[name].subscribers.discard(client)
         client.channels.clear()
         client.patterns.clear()
 
-    def _drop(self, client: _Client, why: str) -> None:
+    def _drop(self, client: Screen, why: str) -> None:
         """Disconnect a slow client: stop its sender; ``serve`` closes with 1013."""
         if client.dropped:
             return
@@ -472,7 +344,7 @@ class Hub:
         self._dropped_slow += 1
         self._stop(client)
 
-    def _failed(self, client: _Client, exc: Exception) -> None:
+    def _failed(self, client: Screen, exc: Exception) -> None:
         """A message could not be written to ``client``: close it, not the hub."""
         if client.dropped:
             return
@@ -480,7 +352,7 @@ class Hub:
         client.close_as = (CLOSE_INTERNAL_ERROR, "internal error")
         self._stop(client)
 
-    def _stop(self, client: _Client) -> None:
+    def _stop(self, client: Screen) -> None:
         client.dropped = True
         self._detach_all(client)
         client.pending.clear()

@@ -45,7 +45,7 @@ from websockets.typing import ExtensionParameter
 
 from ioc.settings import Settings
 from ui_feed.auth import redact_tokens
-from ui_feed.hub import CLOSE_TRY_AGAIN, Frame
+from ui_feed.screen import CLOSE_TRY_AGAIN, Frame
 
 LOGGERS = ("uvicorn.access", "uvicorn.error")
 # where a websocket's scope carries its DirectSend (ui_feed.app passes it on)

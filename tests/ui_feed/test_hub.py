@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from ioc.clock import ManualClock
-from ui_feed.hub import MAX_CHANNEL_NAME, Frame, Hub
+from ui_feed.hub import MAX_CHANNEL_NAME, Hub
+from ui_feed.screen import Frame
 
 QUIET = 3600.0  # a heartbeat period no test reaches
 
