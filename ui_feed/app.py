@@ -47,7 +47,7 @@ from ui_feed.metrics import Latency, api_registry
 from ui_feed.queries import Reads
 from ui_feed.rest import cover_event_years, rest_router
 from ui_feed.sensors_api import sensors_router, stations_of
-from ui_feed.server import DIRECT_SEND, server_config
+from ui_feed.server import DIRECT_SEND, DISCONNECTS, server_config
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -85,7 +85,7 @@ def create_app(settings: Settings, *, hub: Hub | None = None) -> FastAPI:
     # seqs above the start time in ms: a resume from before a restart is
     # never mistaken for "up to date"
     if hub is None:
-        hub = Hub(clock=clock, seq_base=int(time.time() * 1000))
+        hub = Hub(clock=clock, seq_base=int(time.time() * 1000), disconnects=DISCONNECTS)
     state: dict[str, Any] = {"producer": None}
     metrics = api_registry(hub, lambda: state.get("feed"))
     latency = Latency(metrics)

@@ -42,8 +42,6 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Any
 
-from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
-
 from ioc.clock import Clock
 from ioc.feed import matches
 from ui_feed.screen import Connection, DirectWriter, Frame, Message, Screen
@@ -51,8 +49,6 @@ from ui_feed.screen import Connection, DirectWriter, Frame, Message, Screen
 log = logging.getLogger(__name__)
 
 _HEARTBEAT = ("heartbeat",)  # queue key: one pending heartbeat at most
-# what a connection raises when the peer has left (Starlette's, the socket's)
-DISCONNECTS = (WebSocketDisconnect, WebSocketDisconnected, OSError)
 CLOSE_INTERNAL_ERROR = 1011  # a fault of ours in serving one screen
 # Ordered messages a client may have pending. One SLA message from the worker
 # carries up to alerts.messages.ITEMS_PER_MESSAGE (1000) alerts, published in
@@ -92,7 +88,7 @@ class Hub:
         history: int = 200,
         clock: Clock | None = None,
         seq_base: int = 0,
-        disconnects: tuple[type[BaseException], ...] = DISCONNECTS,
+        disconnects: tuple[type[BaseException], ...] = (OSError,),
     ) -> None:
         if queue_size < 1 or history < 1 or heartbeat <= 0 or stall_timeout <= 0:
             raise ValueError("queue_size, history, heartbeat and stall_timeout must be positive")
@@ -100,7 +96,8 @@ class Hub:
         self._seq_base = seq_base
         self._heartbeat, self._stall_timeout = heartbeat, stall_timeout
         self._now = clock.now if clock is not None else time.time
-        # anything else ending a client is a fault worth a warning
+        # what the connection raises when the peer has left (the server's
+        # adapter names its own): anything else is a fault worth a warning
         self._disconnects = disconnects
         self._channels: dict[str, _Channel] = {}
         self._clients: set[Screen] = set()

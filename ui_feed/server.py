@@ -25,12 +25,14 @@ its socket is full (uvicorn wrote each pong whatever the buffer held).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
-from uvicorn._types import ASGISendEvent
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import NegotiationError
 from websockets.extensions.base import Extension
@@ -41,6 +43,7 @@ from websockets.extensions.permessage_deflate import (
 from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
 from websockets.http11 import Request
+from websockets.protocol import State
 from websockets.typing import ExtensionParameter
 
 from ioc.settings import Settings
@@ -51,6 +54,10 @@ LOGGERS = ("uvicorn.access", "uvicorn.error")
 # where a websocket's scope carries its DirectSend (ui_feed.app passes it on)
 DIRECT_SEND = "ioc.direct_send"
 WS_MAX_SIZE = 1 << 20
+# what a screen's connection raises when the peer has left (the hub's disconnects)
+DISCONNECTS = (WebSocketDisconnect, WebSocketDisconnected, OSError)
+# bytes of a screen's input given to the websocket parser at a time
+PARSE_SLICE = 2048
 
 
 class DirectSend:
@@ -119,6 +126,8 @@ class StalledPeerProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.close_timeout = self.close_grace
+        self.abort_timer: asyncio.TimerHandle | None = None
+        self.unread = bytearray()  # received, not yet given to the parser
         if self.config.ws_per_message_deflate:
             # uvicorn's settings, without the server's compression context
             self.conn.available_extensions = [
@@ -154,12 +163,61 @@ class StalledPeerProtocol(WebSocketsSansIOProtocol):
         within the grace: a peer that reads nothing never lets it flush, and
         would hold the buffer (and the connection) for as long as it stays."""
         self.transport.close()
-        self.loop.call_later(self.close_timeout, self.transport.abort)
+        self.abort_later()
+
+    def abort_later(self) -> None:
+        if self.abort_timer is None:
+            self.abort_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.abort_timer is not None:
+            self.abort_timer.cancel()
+        self.unread.clear()
+        super().connection_lost(exc)
 
     def shutdown(self) -> None:
         # the API stopping: its close frame must not wait forever either
-        super().shutdown()
-        self.loop.call_later(self.close_timeout, self.transport.abort)
+        if self.handshake_complete and not self.close_sent and self.conn.state is not State.OPEN:
+            # the peer started the close (uvicorn would send 1012 on a closing
+            # connection, raise, and leave the rest of the shutdown undone)
+            self.stop_keepalive()
+            self.transport.close()
+        else:
+            super().shutdown()
+        self.abort_later()
+
+    def data_received(self, data: bytes) -> None:
+        # Parsed a slice at a time, and only while no message waits for the
+        # app: one read of compressed frames (256 kB) could otherwise inflate
+        # hundreds of 1 MiB messages in one go, holding the loop for seconds.
+        # uvicorn pauses reading while a message waits, so this holds at most
+        # one read; ``receive`` goes on once the app has taken the message.
+        self.unread += data
+        self.parse_unread()
+
+    def parse_unread(self) -> None:
+        # after our close, the peer's close reply must still be read
+        while self.unread and (self.queue.empty() or self.close_sent):
+            piece = bytes(self.unread[:PARSE_SLICE])
+            del self.unread[:PARSE_SLICE]
+            super().data_received(piece)
+        if self.transport.is_closing():
+            # closed by the peer's close frame or a protocol error, with plain
+            # transport.close(): the same grace applies
+            self.abort_later()
+
+    async def receive(self) -> ASGIReceiveEvent:
+        message = await super().receive()
+        if self.unread and self.queue.empty():
+            # on the next turn of the loop: other screens run between two
+            # messages of one that sends many
+            self.loop.call_soon(self.parse_unread)
+        return message
+
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        if self.transport.is_closing():
+            self.abort_later()
 
     def handle_ping(self) -> None:
         # uvicorn writes each pong whatever the socket holds: a peer sending
@@ -179,6 +237,8 @@ class StalledPeerProtocol(WebSocketsSansIOProtocol):
             # after the buffered data, and nothing is sent after it.
             self.writable.set()
         await super().send(message)
+        if closing and self.unread:
+            self.parse_unread()
         if closing and self.close_timer is not None:
             # uvicorn closes the socket when the peer has not answered the
             # close within close_timeout; this also aborts it after as long again

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import socket
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -196,7 +197,7 @@ def test_a_message_past_the_size_limit_closes_the_screen_with_1009() -> None:
     assert run(close_code_after_sending(WS_MAX_SIZE * 2)) == 1009
 
 
-async def raw_screen(port: int) -> socket.socket:
+async def raw_screen(port: int, extensions: str = "") -> socket.socket:
     """A websocket client on a bare socket with a small receive buffer, that
     never reads after the handshake (frames are sent with ``frame``)."""
     sock = socket.socket()
@@ -209,7 +210,9 @@ async def raw_screen(port: int) -> socket.socket:
         sock,
         (
             f"GET /ws?token={TOKEN} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            + (f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else "")
+            + "\r\n"
         ).encode(),
     )
     answer = b""
@@ -219,14 +222,18 @@ async def raw_screen(port: int) -> socket.socket:
     return sock
 
 
-def frame(opcode: int, payload: bytes) -> bytes:
-    """One masked client frame (payload under 126 bytes)."""
+def frame(opcode: int, payload: bytes, *, compressed: bool = False) -> bytes:
+    """One masked client frame (payload under 64 kB); ``compressed``:
+    permessage-deflate without context."""
+    first = 0x80 | opcode
+    if compressed:
+        deflate = zlib.compressobj(wbits=-15)
+        payload = (deflate.compress(payload) + deflate.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        first |= 0x40  # RSV1: compressed
+    size = len(payload)
+    head = bytes([first, 0x80 | size]) if size < 126 else bytes([first, 0xFE]) + size.to_bytes(2)
     mask = os.urandom(4)
-    return (
-        bytes([0x80 | opcode, 0x80 | len(payload)])
-        + mask
-        + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    )
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 async def served(hub: Hub, **overrides: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
@@ -302,3 +309,72 @@ def test_a_closed_screen_that_reads_nothing_is_aborted_after_the_grace(
             await stop(server, serving)
 
     run(main())
+
+
+def test_a_screen_that_closes_and_then_reads_nothing_is_cut_and_shutdown_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(StalledPeerProtocol, "close_grace", 0.2)
+
+    async def main() -> None:
+        hub = Hub(heartbeat=3600, stall_timeout=3600)
+        hub.publish("a", 0, conflate=False)
+        server, serving, port = await served(hub, ws_ping_interval=None)
+        loop = asyncio.get_running_loop()
+        subscribe = frame(0x1, json.dumps({"op": "subscribe", "channels": ["a"]}).encode())
+        close = frame(0x8, (1000).to_bytes(2))
+        try:
+            first = await raw_screen(port)
+            await loop.sock_sendall(first, subscribe)
+            await until(lambda: hub.stats()["subscriptions"] == 1)
+            (screen,) = [p for p in server.server_state.connections if hasattr(p, "writable")]
+            while screen.writable.is_set():  # type: ignore[attr-defined]
+                hub.publish("a", os.urandom(16_000).hex(), conflate=False)
+                await asyncio.sleep(0.01)
+            # it closes, then reads nothing: it is cut after the grace
+            await loop.sock_sendall(first, close)
+            await until(lambda: not server.server_state.connections)
+            # a shutdown with such a screen still there (the grace is longer
+            # now) ends cleanly, once the grace is over
+            monkeypatch.setattr(StalledPeerProtocol, "close_grace", 2.0)
+            second = await raw_screen(port)
+            await loop.sock_sendall(second, subscribe)
+            await until(lambda: hub.stats()["subscriptions"] == 1)
+            (screen,) = [p for p in server.server_state.connections if hasattr(p, "writable")]
+            while screen.writable.is_set():  # type: ignore[attr-defined]
+                hub.publish("a", os.urandom(16_000).hex(), conflate=False)
+                await asyncio.sleep(0.01)
+            await loop.sock_sendall(second, close)
+            await until(lambda: screen.conn.state.name != "OPEN")  # type: ignore[attr-defined]
+            server.should_exit = True
+            await serving  # raised InvalidState: 1012 sent on a closing connection
+            first.close()
+            second.close()
+        finally:
+            await stop(server, serving)
+
+    run(main())
+
+
+def test_a_burst_of_compressed_messages_is_parsed_a_slice_at_a_time() -> None:
+    async def main() -> int:
+        hub = Hub(heartbeat=3600)
+        server, serving, port = await served(hub, ws_ping_interval=None)
+        try:
+            sock = await raw_screen(port, "permessage-deflate; client_no_context_takeover")
+            # 1 MiB of JSON each, about 1 kB on the wire
+            big_ping = b'{"op": "ping"' + b" " * (WS_MAX_SIZE - 100) + b"}"
+            burst = frame(0x1, big_ping, compressed=True) * 100
+            await asyncio.get_running_loop().sock_sendall(sock, burst)
+            (screen,) = [p for p in server.server_state.connections if hasattr(p, "queue")]
+            waiting = 0
+            while hub.stats()["messages_sent"] < 100:  # a pong per ping
+                waiting = max(waiting, screen.queue.qsize())  # type: ignore[attr-defined]
+                await asyncio.sleep(0)
+            sock.close()
+            return waiting
+        finally:
+            await stop(server, serving)
+
+    # inflated and queued for the app a slice of input at a time, not a read at a time
+    assert run(main()) <= 2  # what one 2 kB slice of input completes; a whole read before
