@@ -144,9 +144,15 @@ def test_readings_become_windows_aqi_flood_levels_and_health_and_survive_restart
                 60,
             )
             assert aqi[:3] == (80, "moderate", "pm25")
+            # the status is stored after each batch the worker takes: wait for
+            # the one with the last reading (08:25) in it
             s = wait_until(
-                "the station's status",
-                lambda: (st := status(conn, "aq-00166-1")) and st["aqi"]["vn"] and st,
+                "the station's status after its last reading",
+                lambda: (
+                    (st := status(conn, "aq-00166-1"))
+                    and st["windows"]["pm25"]["1h"]["count"] == 6
+                    and st
+                ),
                 30,
             )
             assert s["known"] is True and s["aqi"]["vn"]["index"] == 80
@@ -157,7 +163,13 @@ def test_readings_become_windows_aqi_flood_levels_and_health_and_survive_restart
             )  # 07:35 ... 08:25, all within (07:25, 08:25]
             assert s["windows"]["pm25"]["15m"]["count"] == 2  # (08:10, 08:25]: 08:15, 08:25
             wl = wait_until(
-                "the river's level", lambda: (st := status(conn, "wl-long-bien")) and st["flood"]
+                "the river's level after its last reading (08:20)",
+                lambda: (
+                    (st := status(conn, "wl-long-bien"))
+                    and st["flood"]
+                    and st["flood"]["level_m"] == 10.6
+                    and st["flood"]
+                ),
             )
             assert wl["level"] == 2 and wl["lines"] == [9.5, 10.5, 11.5], wl
             assert wl["level_m"] == 10.6
