@@ -294,10 +294,7 @@ def test_a_closed_screen_that_reads_nothing_is_aborted_after_the_grace(
         hub.publish("a", 0, conflate=False)
         server, serving, port = await served(hub, ws_ping_interval=None)
         try:
-            sock = await raw_screen(port)
-            subscribe = frame(0x1, json.dumps({"op": "subscribe", "channels": ["a"]}).encode())
-            await asyncio.get_running_loop().sock_sendall(sock, subscribe)
-            await until(lambda: hub.stats()["subscriptions"] == 1)
+            sock, _ = await subscribed_raw_screen(server, hub, port)
             while hub.stats()["dropped_slow"] == 0:
                 hub.publish("a", os.urandom(32_000).hex(), conflate=False)
                 await asyncio.sleep(0.01)
@@ -311,6 +308,25 @@ def test_a_closed_screen_that_reads_nothing_is_aborted_after_the_grace(
     run(main())
 
 
+async def subscribed_raw_screen(
+    server: uvicorn.Server, hub: Hub, port: int
+) -> tuple[socket.socket, Any]:
+    """A ``raw_screen`` subscribed to channel "a", and its server-side protocol."""
+    sock = await raw_screen(port)
+    subscribe = frame(0x1, json.dumps({"op": "subscribe", "channels": ["a"]}).encode())
+    await asyncio.get_running_loop().sock_sendall(sock, subscribe)
+    await until(lambda: hub.stats()["subscriptions"] == 1)
+    (screen,) = [p for p in server.server_state.connections if hasattr(p, "writable")]
+    return sock, screen
+
+
+async def fill(hub: Hub, screen: Any) -> None:
+    """Publish incompressible data on "a" until ``screen``'s socket is full."""
+    while screen.writable.is_set():
+        hub.publish("a", os.urandom(16_000).hex(), conflate=False)
+        await asyncio.sleep(0.01)
+
+
 def test_a_screen_that_closes_and_then_reads_nothing_is_cut_and_shutdown_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -321,31 +337,20 @@ def test_a_screen_that_closes_and_then_reads_nothing_is_cut_and_shutdown_goes_on
         hub.publish("a", 0, conflate=False)
         server, serving, port = await served(hub, ws_ping_interval=None)
         loop = asyncio.get_running_loop()
-        subscribe = frame(0x1, json.dumps({"op": "subscribe", "channels": ["a"]}).encode())
         close = frame(0x8, (1000).to_bytes(2))
         try:
-            first = await raw_screen(port)
-            await loop.sock_sendall(first, subscribe)
-            await until(lambda: hub.stats()["subscriptions"] == 1)
-            (screen,) = [p for p in server.server_state.connections if hasattr(p, "writable")]
-            while screen.writable.is_set():  # type: ignore[attr-defined]
-                hub.publish("a", os.urandom(16_000).hex(), conflate=False)
-                await asyncio.sleep(0.01)
+            first, screen = await subscribed_raw_screen(server, hub, port)
+            await fill(hub, screen)
             # it closes, then reads nothing: it is cut after the grace
             await loop.sock_sendall(first, close)
             await until(lambda: not server.server_state.connections)
             # a shutdown with such a screen still there (the grace is longer
             # now) ends cleanly, once the grace is over
             monkeypatch.setattr(StalledPeerProtocol, "close_grace", 2.0)
-            second = await raw_screen(port)
-            await loop.sock_sendall(second, subscribe)
-            await until(lambda: hub.stats()["subscriptions"] == 1)
-            (screen,) = [p for p in server.server_state.connections if hasattr(p, "writable")]
-            while screen.writable.is_set():  # type: ignore[attr-defined]
-                hub.publish("a", os.urandom(16_000).hex(), conflate=False)
-                await asyncio.sleep(0.01)
+            second, screen = await subscribed_raw_screen(server, hub, port)
+            await fill(hub, screen)
             await loop.sock_sendall(second, close)
-            await until(lambda: screen.conn.state.name != "OPEN")  # type: ignore[attr-defined]
+            await until(lambda: screen.conn.state.name != "OPEN")
             server.should_exit = True
             await serving  # raised InvalidState: 1012 sent on a closing connection
             first.close()
