@@ -62,6 +62,20 @@ class Sends:
             self.stalled = True
             raise TimeoutError(f"no answer from the broker in {self.timeout:g} s") from None
 
+    async def together(
+        self, send: Callable[..., Awaitable[object]], calls: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """``send(*args)`` for every ``args`` of ``calls`` at once, waited for
+        together (``timeout`` s in all): one round trip to the broker, not one
+        per message. Only for messages whose order among themselves does not
+        matter."""
+        if calls:
+            await self(_all, send, calls)
+
+
+async def _all(send: Callable[..., Awaitable[object]], calls: Sequence[tuple[Any, ...]]) -> None:
+    await asyncio.gather(*(send(*args) for args in calls))
+
 
 class PartitionWorker(Generic[Slot]):
     def __init__(self, settings: Settings) -> None:

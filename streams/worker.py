@@ -351,8 +351,9 @@ class ProcedureWorker(PartitionWorker[Partition]):
                 if out.applied is not None:
                     self.metrics.hop.labels("applied_to_committed").observe(committed - out.applied)
                 await self._publish(out, committed, sends)
-                await self._send_units(out, sends)
                 slot.unsent += out.drained.alerts
+            # after every partition's KPI updates: these wait for the broker
+            await self._send_units(batch, sends)
             await self._send_alerts(sends)
 
     async def _send_alerts(self, sends: Sends) -> None:
@@ -408,22 +409,29 @@ class ProcedureWorker(PartitionWorker[Partition]):
                 return
             self.metrics.hop.labels("committed_to_published").observe(published - committed)
 
-    async def _send_units(self, out: Outgoing, sends: Sends) -> None:
+    async def _send_units(self, batch: list[Outgoing], sends: Sends) -> None:
         """The units' counters of a commit, each to the alerts partition of
-        its unit (``alerts.unit_messages``). Counters are levels, not
-        increments: what could not be sent, or was not confirmed within
-        ``sends``' time, goes, all of it, with a later commit."""
+        its unit (``alerts.unit_messages``), all sent at once: each message
+        holds other units, so their order does not matter. Counters are
+        levels, not increments: what could not be sent, or was not confirmed
+        within ``sends``' time, goes, all of it, with a later commit."""
         n = self.settings.procedure_partitions
-        try:
+        calls = [
+            (message, target)
+            for out in batch
             for target, message in unit_messages(
                 out.part, out.drained.clock, out.units, lambda key: partition_for(key, n)
-            ):
-                await sends(self._publish_alerts, message, target)
+            )
+        ]
+        try:
+            await sends.together(self._publish_alerts, calls)
         except Exception as exc:  # the broker is away
-            log.warning("unit counters of partition %d not sent yet: %s", out.part, exc)
-            out.slot.units_sent = False
-            return
-        out.slot.units_sent = True
+            log.warning("unit counters of this commit not sent yet: %s", exc)
+            sent = False
+        else:
+            sent = True
+        for out in batch:
+            out.slot.units_sent = sent
 
     def _drain(self, part: int, slot: Partition, now: float) -> Outgoing:
         """What one partition commits: its drain, the KPI updates (each
