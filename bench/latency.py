@@ -270,6 +270,7 @@ def measure(
         "rate": rate,
         "events_per_s": load["events_per_s"],
         "failed_posts": load["failed"],
+        "failures": load["failures"],
         "post_p50": load["post_p50"],
         "post_p99": load["post_p99"],
         "updates": len(rows),
@@ -319,7 +320,8 @@ def table(results: list[dict[str, Any]]) -> str:
     lines.append("|" + "---|" * (len(names) + 5))
     for r in results:
         cells = [r["settings"], f"{r['rate']:.0f}/s"] + [f"{r['cpu'][n]:.0%}" for n in names]
-        cells += [f"{r['load_avg']:.1f}", str(r["failed_posts"])]
+        why = ", ".join(f"{k} ×{n}" for k, n in r["failures"].items())
+        cells += [f"{r['load_avg']:.1f}", f"{r['failed_posts']} ({why})" if why else "0"]
         cells += [f"{ms(r['post_p50'])}/{ms(r['post_p99'])}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -27,6 +27,7 @@ import json
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,11 +80,21 @@ class Ingest:
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
-        """The status and body of the answer to one POST of ``body``."""
-        if self.idle:
+        """The status and body of the answer to one POST of ``body``. A kept
+        connection the server closed meanwhile (its keep-alive timeout) is
+        replaced by a new one, as HTTP clients do."""
+        while self.idle:
             reader, writer = self.idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                return await self._post(reader, writer, body)
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                    raise  # cut while answering: not a closed idle connection
+        return await self._post(*await asyncio.open_connection(self.host, self.port), body)
+
+    async def _post(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes
+    ) -> tuple[int, bytes]:
         try:
             writer.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
             head = (await reader.readuntil(b"\r\n\r\n")).lower()
@@ -114,6 +125,7 @@ class Load:
         self.sent = 0
         self.requests = 0
         self.failed = 0  # answers other than 202 (every batch)
+        self.failures: Counter[str] = Counter()  # by status or error
         self.rejected = 0
         self.post_seconds: list[float] = []
 
@@ -124,12 +136,13 @@ class Load:
             status, payload = await asyncio.wait_for(self.ingest.post(body), POST_TIMEOUT)
             ok = status == 202
             answer = orjson.loads(payload) if ok else {}
-        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
-            ok, answer = False, {}
+        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+            ok, answer, status = False, {}, type(exc).__name__
         finally:
             slot.release()
         if not ok:
             self.failed += 1
+            self.failures[str(status)] += 1
         self.rejected += int(answer.get("rejected", 0))
         if measured:
             self.requests += 1
@@ -181,6 +194,7 @@ class Load:
             "accepted": self.accepted,
             "requests": self.requests,
             "failed": self.failed,
+            "failures": dict(self.failures),
             "rejected": self.rejected,
             "events_per_s": self.accepted / a.seconds,
             "post_p50": posts[len(posts) // 2] if posts else None,

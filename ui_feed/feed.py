@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 SENSORS_SHOWN = 500
 # transitions sent twice come within a worker's restart: far fewer than this
 ALERTS_REMEMBERED = 50_000
+# how long one read waits when nothing comes: the broker answers sooner with data
+FETCH_TIMEOUT_MS = 1000
 
 
 def _as_new(ts: float | None, held: float | None) -> bool:
@@ -98,24 +100,42 @@ class Feed:
         self.connected = False
         # the next offset to read per partition, kept across reconnections
         self._positions: dict[TopicPartition, int] = {}
+        # scope -> (edge, trace) of its oldest change not yet in a view
+        self._changed: dict[str, tuple[float | None, dict[str, Any] | None]] = {}
 
     def apply_kpi(self, update: KpiUpdate, fed: float | None = None) -> None:
-        """Merge one partition's counters into each scope's view. The
-        update's trace (the worker's stage times, ``fed``: when this feed
-        read it, and per scope when its oldest change reached the edge) rides
-        along in the view as ``trace``, so the hub and the screens can tell
-        the latency."""
+        """Merge one partition's counters into each scope's view and publish
+        the views."""
+        self._take_kpi(update, fed)
+        self._publish_kpis()
+
+    def _take_kpi(self, update: KpiUpdate, fed: float | None) -> None:
+        """Merge one partition's counters; the scopes' views wait for
+        ``_publish_kpis``. The update's trace (the worker's stage times,
+        ``fed``: when this feed read it, and per scope when its oldest change
+        reached the edge) rides along in the view as ``trace``, so the hub and
+        the screens can tell the latency. A scope changed by several updates
+        before its view goes out carries the trace of its oldest change."""
         trace = self._trace(update.trace, fed)
         for scope, counters in update.scopes.items():
             held = self.partials.setdefault(scope, {})
             if update.part in held and held[update.part][0] > update.at:
                 continue  # older than what we hold
             held[update.part] = (update.at, counters)
+            edge = update.edge.get(scope)
+            known = self._changed.get(scope)
+            if known is None or (edge is not None and (known[0] is None or edge < known[0])):
+                self._changed[scope] = (edge, trace)
+
+    def _publish_kpis(self) -> None:
+        """One view for each scope changed since the last call."""
+        changed, self._changed = self._changed, {}
+        for scope, (edge, trace) in changed.items():
+            held = self.partials[scope]
             newest = max(a for a, _ in held.values())
             merged = sum_counters(c for _, c in held.values())
             view = kpi_view(scope, self.registry.label(scope), merged, newest)
             if trace is not None:
-                edge = update.edge.get(scope)
                 view["trace"] = {**trace, "edge": edge} if edge is not None else trace
             self.hub.publish(channel_of(scope), view, conflate=True)
 
@@ -158,7 +178,18 @@ class Feed:
 
     def handle(self, topic: str, value: bytes) -> None:
         """Apply one message of ``topic`` (the alerts topic or the updates topic)."""
-        fed = time.time()
+        self.handle_many([(topic, value)])
+
+    def handle_many(self, messages: Iterable[tuple[str, bytes]]) -> None:
+        """Apply messages read together, in order. A scope changed by several
+        of them gets one view, after the last: with updates of the same
+        scopes from every partition of the worker, that is a fraction of the
+        views to build and send."""
+        for topic, value in messages:
+            self._handle(topic, value, time.time())
+        self._publish_kpis()
+
+    def _handle(self, topic: str, value: bytes, fed: float) -> None:
         try:
             if topic == self.topics.alerts:
                 message = wire.message(value, "sla", ALERT_TYPE, UNIT_TYPE, SIGNAL_TYPE)
@@ -174,7 +205,7 @@ class Feed:
             else:
                 update = decode_update(value)
                 if isinstance(update, KpiUpdate):
-                    self.apply_kpi(update, fed)
+                    self._take_kpi(update, fed)
                 else:
                     self.apply_sensors(update)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -216,10 +247,16 @@ class Feed:
                     # published meanwhile must still reach the walls
                     consumer.seek(tp, self._positions.get(tp, offset))
                 self.connected = True
-                async for msg in consumer:
-                    if msg.value is not None:
-                        self.handle(msg.topic, msg.value)
-                    self._positions[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
+                while True:
+                    batch = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS)
+                    self.handle_many(
+                        (msg.topic, msg.value)
+                        for msgs in batch.values()
+                        for msg in msgs
+                        if msg.value is not None
+                    )
+                    for tp, msgs in batch.items():
+                        self._positions[tp] = msgs[-1].offset + 1
                     # let the screens' senders drain a burst before the next one
                     await asyncio.sleep(0)
             except asyncio.CancelledError:
@@ -252,7 +289,8 @@ class Feed:
     async def load(self) -> None:
         """State as last published, from the database."""
         for scope, part, at, counters in await self.reads.latest_by_part():
-            self.apply_kpi(KpiUpdate(part, at, {scope: counters}))
+            self._take_kpi(KpiUpdate(part, at, {scope: counters}), None)
+        self._publish_kpis()
         readings = await self.reads.latest_readings()
         if readings:
             self.apply_sensors(readings)

@@ -10,9 +10,10 @@ import orjson
 import pytest
 
 from alerts.messages import ITEMS_PER_MESSAGE, SlaTransition, encode_sla, sla_messages
+from ioc.kpis import FLOWS, LEVELS, WINDOWS
 from ioc.stations import SAMPLE_STATIONS, Stations, load_stations
 from ioc.topics import Topics
-from ioc.updates import LatestReading
+from ioc.updates import LatestReading, Trace, encode_kpi_update
 from tests.streams.helpers import world
 from tests.ui_feed.test_hub import QUIET, connect, leave, run, settle, sub
 from ui_feed.feed import SENSORS_SHOWN, Feed
@@ -208,3 +209,39 @@ def test_the_alert_stages_changes_reach_the_consoles_channel() -> None:
         {**known, "alert": {**known["alert"], "title": "Hồ sơ quá hạn"}},
         {**other, "alert": {**other["alert"], "title": ""}},
     ]
+
+
+T0 = 1_773_626_400.0
+
+
+def kpi_update(part: int, received: int, edge: float) -> bytes:
+    flows = {w: [0] * len(FLOWS) for w in WINDOWS}
+    flows["today"][FLOWS.index("received")] = received
+    counters = orjson.dumps({"flows": flows, "levels": [0] * len(LEVELS)}).decode()
+    trace = Trace(applied=edge + 0.01, committed=edge + 0.02, published=edge + 0.03)
+    return encode_kpi_update(part, T0, {"province": counters}, trace, {"province": edge})
+
+
+def test_updates_read_together_give_one_view_per_scope_with_its_oldest_change() -> None:
+    """Every partition of the worker sends the province's counters: read in
+    one batch, the screen gets one view of their sum, timed by the oldest."""
+
+    async def main() -> None:
+        hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
+        live = feed(hub)
+        screen, task = connect(hub)
+        await settle(screen, sub("kpi/province"))
+        edges = {0: T0 - 3, 1: T0 - 5, 2: T0 - 4, 3: T0 - 1}
+        live.handle_many(
+            (TOPICS.kpi_updates, kpi_update(part, part + 1, edge)) for part, edge in edges.items()
+        )
+        [view] = [m["data"] for m in await settle(screen)]
+        assert view["windows"]["today"]["received"] == 1 + 2 + 3 + 4
+        assert view["trace"]["edge"] == T0 - 5 and view["trace"]["published"] == T0 - 5 + 0.03
+        live.handle(TOPICS.kpi_updates, kpi_update(1, 7, T0))  # alone: a view of its own
+        [view] = [m["data"] for m in await settle(screen)]
+        assert view["windows"]["today"]["received"] == 1 + 7 + 3 + 4
+        assert view["trace"]["edge"] == T0
+        await leave(screen, task)
+
+    run(main)
