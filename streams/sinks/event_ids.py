@@ -25,9 +25,9 @@ from ioc.events import ProcedureEvent, digest, stored_body
 from streams.sinks.copyformat import chunks, text
 
 
-def _line(n: int, ev: ProcedureEvent) -> str:
+def _line(n: int, ev: ProcedureEvent, body_digest: int) -> str:
     return (
-        f"{n}\t{text(ev.event_id)}\t{digest(stored_body(ev))}\t{text(ev.dossier_id)}"
+        f"{n}\t{text(ev.event_id)}\t{body_digest}\t{text(ev.dossier_id)}"
         f"\t{ev.type}\t{utc_datetime(ev.ts).isoformat()}\n"
     )
 
@@ -76,31 +76,55 @@ class EventIds:
         if not events:
             return []
         conn = self.conn
+        digests = [digest(stored_body(ev)) for ev in events]
         async with self.lock, conn.transaction():
             async with conn.cursor().copy(
                 "COPY claims_in (n, event_id, digest, dossier_id, type, ts) FROM STDIN"
             ) as copy:
-                for chunk in chunks(_line(n, ev) for n, ev in enumerate(events)):
+                lines = (_line(n, ev, digests[n]) for n, ev in enumerate(events))
+                for chunk in chunks(lines):
                     await copy.write(chunk)
             # in arrival order: of two new events with one id in a batch, the first wins
-            await conn.execute(
-                "INSERT INTO event_ids (event_id, digest, dossier_id, type, ts) "
-                "SELECT event_id, digest, dossier_id, type, ts FROM claims_in ORDER BY n "
-                "ON CONFLICT (event_id) DO NOTHING"
-            )
-            rows = await (
+            claimed = await (
                 await conn.execute(
-                    "SELECT c.n, e.dossier_id, e.type, extract(epoch FROM e.ts) FROM claims_in c "
-                    "JOIN event_ids e ON e.event_id = c.event_id WHERE e.digest <> c.digest "
-                    "ORDER BY c.n"
+                    "INSERT INTO event_ids (event_id, digest, dossier_id, type, ts) "
+                    "SELECT event_id, digest, dossier_id, type, ts FROM claims_in ORDER BY n "
+                    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
                 )
             ).fetchall()
-        return [
-            (
-                int(n),
-                f"event_id {events[n].event_id!r} already names another event "
-                f"(type {kind!r} of dossier {dossier!r} at {to_iso(float(at))!r}); "
-                "the first event to use an id keeps it",
-            )
-            for n, dossier, kind, at in rows
-        ]
+            # only the events whose id was claimed before (or earlier in the
+            # batch) are looked up: most batches have none, and need no join
+            new = {event_id for (event_id,) in claimed}
+            known = [n for n, ev in enumerate(events) if not _take(new, ev.event_id)]
+            if not known:
+                return []
+            rows = await (
+                await conn.execute(
+                    "SELECT event_id, digest, dossier_id, type, extract(epoch FROM ts) "
+                    "FROM event_ids WHERE event_id = ANY(%s)",
+                    ([events[n].event_id for n in known],),
+                )
+            ).fetchall()
+        owners = {row[0]: row[1:] for row in rows}
+        refused = []
+        for n in known:
+            d, dossier, kind, at = owners[events[n].event_id]
+            if int(d) != digests[n]:
+                refused.append(
+                    (
+                        n,
+                        f"event_id {events[n].event_id!r} already names another event "
+                        f"(type {kind!r} of dossier {dossier!r} at {to_iso(float(at))!r}); "
+                        "the first event to use an id keeps it",
+                    )
+                )
+        return refused
+
+
+def _take(ids: set[str], event_id: str) -> bool:
+    """Whether ``event_id`` is in ``ids``, removing it: an id claimed by a
+    batch belongs to its first event with that id."""
+    if event_id in ids:
+        ids.remove(event_id)
+        return True
+    return False
