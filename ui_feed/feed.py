@@ -51,6 +51,9 @@ SENSORS_SHOWN = 500
 ALERTS_REMEMBERED = 50_000
 # how long one read waits when nothing comes: the broker answers sooner with data
 FETCH_TIMEOUT_MS = 1000
+# messages handled in one go, without yielding the loop (the ingest shares
+# it): a commit of every worker partition fits, a reconnection's backlog not
+FETCH_MAX_RECORDS = 64
 
 
 def _as_new(ts: float | None, held: float | None) -> bool:
@@ -248,7 +251,9 @@ class Feed:
                     consumer.seek(tp, self._positions.get(tp, offset))
                 self.connected = True
                 while True:
-                    batch = await consumer.getmany(timeout_ms=FETCH_TIMEOUT_MS)
+                    batch = await consumer.getmany(
+                        timeout_ms=FETCH_TIMEOUT_MS, max_records=FETCH_MAX_RECORDS
+                    )
                     self.handle_many(
                         (msg.topic, msg.value)
                         for msgs in batch.values()
