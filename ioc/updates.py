@@ -87,7 +87,7 @@ def _kpi_update(obj: dict[str, Any]) -> KpiUpdate:
     edge = wire.mapping(obj, "edge") if "edge" in obj else {}
     return KpiUpdate(
         part=wire.integer(obj, "part"),
-        at=wire.number(obj, "at"),
+        at=wire.instant(obj, "at"),
         scopes=scopes,
         trace=_trace(wire.mapping(obj, "trace")) if "trace" in obj else None,
         edge={key: wire.number(edge, key, "edge.") for key in edge},

@@ -74,7 +74,13 @@ class Sends:
 
 
 async def _all(send: Callable[..., Awaitable[object]], calls: Sequence[tuple[Any, ...]]) -> None:
-    await asyncio.gather(*(send(*args) for args in calls))
+    sends = [asyncio.ensure_future(send(*args)) for args in calls]
+    try:
+        await asyncio.gather(*sends)
+    except BaseException:  # one failed: the others end with it, as on a timeout
+        for task in sends:
+            task.cancel()
+        raise
 
 
 class PartitionWorker(Generic[Slot]):

@@ -136,8 +136,14 @@ class Feed:
         for scope, (edge, trace) in changed.items():
             held = self.partials[scope]
             newest = max(a for a, _ in held.values())
-            merged = sum_counters(c for _, c in held.values())
-            view = kpi_view(scope, self.registry.label(scope), merged, newest)
+            try:
+                merged = sum_counters(c for _, c in held.values())
+                view = kpi_view(scope, self.registry.label(scope), merged, newest)
+            except (ValueError, OverflowError, TypeError, KeyError) as exc:
+                # decoding checks what a view needs: this is a bug, not a bad
+                # message, and must not cost the other scopes their views
+                log.warning("no view of %s (%s: %s)", scope, type(exc).__name__, exc)
+                continue
             if trace is not None:
                 view["trace"] = {**trace, "edge": edge} if edge is not None else trace
             self.hub.publish(channel_of(scope), view, conflate=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,29 @@ def test_a_send_not_confirmed_in_time_fails_and_so_do_the_rest_of_the_commit() -
     took = asyncio.run(run())
     assert 0.1 <= took < 1.0
     assert calls == ["first", "lost", "next"]
+
+
+def test_sends_together_end_with_the_first_that_fails() -> None:
+    """Sent at once, waited for together: when one fails, the others are
+    not left running past it (a counter sent again later could otherwise
+    arrive after its newer value)."""
+    done: list[str] = []
+
+    async def send(name: str) -> None:
+        if name == "refused":
+            raise OSError("refused")
+        await asyncio.sleep(0.05)
+        done.append(name)
+
+    async def run() -> set[asyncio.Task[Any]]:
+        with pytest.raises(OSError, match="refused"):
+            await Sends(5.0).together(send, [("a",), ("refused",), ("b",)])
+        await asyncio.sleep(0.1)
+        await Sends(5.0).together(send, [("c",), ("d",)])
+        return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+
+    assert asyncio.run(run()) == set()
+    assert done == ["c", "d"]
 
 
 def test_a_sends_own_failure_is_not_taken_for_a_stall() -> None:

@@ -245,3 +245,22 @@ def test_updates_read_together_give_one_view_per_scope_with_its_oldest_change() 
         await leave(screen, task)
 
     run(main)
+
+
+@pytest.mark.parametrize("at", [1e12, -1.0, 1e300])
+def test_an_update_at_an_impossible_instant_costs_only_itself(
+    at: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Read in one batch with good ones: it is refused at decoding, their
+    views go out, and its scope's next update too."""
+    hub = Hub(heartbeat=QUIET, stall_timeout=QUIET)
+    live = feed(hub)
+    bad = kpi_update(0, 1, T0).replace(b'"at":1773626400.0', f'"at":{at!r}'.encode())
+    with caplog.at_level(logging.WARNING, logger="ui_feed.feed"):
+        live.handle_many(
+            (TOPICS.kpi_updates, v) for v in (kpi_update(1, 2, T0), bad, kpi_update(2, 3, T0))
+        )
+    assert "field 'at' must be epoch seconds" in caplog.text
+    assert hub.snapshot("kpi/province")["windows"]["today"]["received"] == 2 + 3
+    live.handle(TOPICS.kpi_updates, kpi_update(0, 4, T0))
+    assert hub.snapshot("kpi/province")["windows"]["today"]["received"] == 2 + 3 + 4
