@@ -65,7 +65,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 MIN_YEAR, MAX_YEAR = 2000, 2100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FIRST_INSTANT = datetime(MIN_YEAR, 1, 1, tzinfo=VN_TZ).timestamp()
-_END_INSTANT = datetime(MAX_YEAR + 1, 1, 1, tzinfo=VN_TZ).timestamp()
+EVENT_YEARS_END = datetime(MAX_YEAR + 1, 1, 1, tzinfo=VN_TZ).timestamp()
 # UTC offsets in use anywhere on Earth (Baker Island to Line Islands).
 MIN_OFFSET, MAX_OFFSET = timedelta(hours=-12), timedelta(hours=14)
 # An event is a flat object (sensor values one level deeper); anything much
@@ -155,7 +155,7 @@ def _text(obj: dict[str, Any], name: str, required: bool = True) -> str | None:
 def in_event_years(t: float) -> bool:
     """Whether epoch second ``t`` falls in the event years, in the IOC's zone
     (where instants are stored and read back)."""
-    return _FIRST_INSTANT <= t < _END_INSTANT
+    return _FIRST_INSTANT <= t < EVENT_YEARS_END
 
 
 def event_instant(value: str, label: str) -> float:

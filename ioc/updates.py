@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from ioc import wire
+from ioc.events import EVENT_YEARS_END, MAX_YEAR
 from ioc.kpis import FLOWS, LEVELS, WINDOWS
 
 # {"flows": {window: [int] * len(FLOWS)}, "levels": [int] * len(LEVELS)}
@@ -87,11 +88,19 @@ def _kpi_update(obj: dict[str, Any]) -> KpiUpdate:
     edge = wire.mapping(obj, "edge") if "edge" in obj else {}
     return KpiUpdate(
         part=wire.integer(obj, "part"),
-        at=wire.instant(obj, "at"),
+        at=_clock_time(wire.number(obj, "at")),
         scopes=scopes,
         trace=_trace(wire.mapping(obj, "trace")) if "trace" in obj else None,
         edge={key: wire.number(edge, key, "edge.") for key in edge},
     )
+
+
+def _clock_time(at: float) -> float:
+    """A worker's clock: 0 before its first event, never past the event
+    years (a view takes local dates of it)."""
+    if not 0 <= at < EVENT_YEARS_END:
+        raise ValueError(f"field 'at' must be epoch seconds from 1970 to the end of {MAX_YEAR}")
+    return at
 
 
 def _trace(obj: dict[str, Any]) -> Trace:

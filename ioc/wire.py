@@ -70,18 +70,6 @@ def number(obj: dict[str, Any], name: str, where: str = "") -> float:
     return float(value)
 
 
-# instants this system's clocks can reach: every window's start computes
-LATEST_INSTANT = 4_102_444_800.0  # 2100-01-01 UTC
-
-
-def instant(obj: dict[str, Any], name: str, where: str = "") -> float:
-    """Epoch seconds from 1970 to 2100: a KPI view takes local dates of it."""
-    value = number(obj, name, where)
-    if not 0 <= value < LATEST_INSTANT:
-        raise ValueError(f"field '{where}{name}' must be epoch seconds from 1970 to 2100")
-    return value
-
-
 def number_or_none(obj: dict[str, Any], name: str, where: str = "") -> float | None:
     return None if present(obj, name, where) is None else number(obj, name, where)
 

@@ -106,12 +106,6 @@ class Feed:
         # scope -> (edge, trace) of its oldest change not yet in a view
         self._changed: dict[str, tuple[float | None, dict[str, Any] | None]] = {}
 
-    def apply_kpi(self, update: KpiUpdate, fed: float | None = None) -> None:
-        """Merge one partition's counters into each scope's view and publish
-        the views."""
-        self._take_kpi(update, fed)
-        self._publish_kpis()
-
     def _take_kpi(self, update: KpiUpdate, fed: float | None) -> None:
         """Merge one partition's counters; the scopes' views wait for
         ``_publish_kpis``. The update's trace (the worker's stage times,
