@@ -518,3 +518,68 @@ def test_a_merge_held_up_is_no_wait_for_messages(monkeypatch: pytest.MonkeyPatch
     assert slot.catchup.judge_at(now) == newest
     ticks[0] += IDLE_WAIT  # then no message comes: nothing more is being read
     assert slot.catchup.judge_at(now) == now
+
+
+@pytest.mark.integration
+def test_a_commit_publishes_every_partitions_kpi_updates_before_the_units_counters(
+    database_url: str,
+) -> None:
+    """The units' counters wait for the broker's confirmation; KPI updates
+    only for the producer's queue. So every partition's updates go first,
+    and a slow confirmation holds no partition's screens."""
+    import json
+
+    from ioc import wire
+    from ioc.clock import ManualClock
+    from ioc.settings import Settings
+    from streams.kafka import partition_for
+    from streams.sinks.postgres import PostgresSink
+    from streams.sinks.schema import migrate
+    from tests.streams.helpers import RECEIPT, vn, world
+
+    migrate(database_url)
+    registry, calendar = world()
+    # a dossier of partition 0 and one of partition 1 (of 4)
+    dossiers = {partition_for(f"D{n}", 4): f"D{n}" for n in range(50)}
+    sent: list[str] = []
+
+    async def publish_updates(message: bytes) -> None:
+        sent.append("kpi")
+
+    async def publish_alerts(message: bytes, part: int) -> None:
+        await asyncio.sleep(0.01)  # a confirmation takes a round trip
+        sent.append(wire.message(message, "sla", "unit")["type"])
+
+    async def no_dead(err: Any, event: Any) -> None:
+        raise AssertionError(err)
+
+    async def run() -> None:
+        sink = PostgresSink(database_url)
+        await sink.connect()
+        worker = worker_app.ProcedureWorker(
+            Settings(database_url=database_url, procedure_partitions=4, kpi_updates_per_second=1e6),
+            registry,
+            calendar,
+            ManualClock(vn("2026-03-16 10:00")),  # type: ignore[arg-type]
+            sink,
+            publish_updates,
+            publish_alerts,
+        )
+        await worker._load([0, 1])
+        for part in (0, 1):
+            body = {
+                **RECEIPT,
+                "schema": 1,
+                "type": "received",
+                "event_id": f"E{part}",
+                "dossier_id": dossiers[part],
+                "ts": "2026-03-16T09:00:00+07:00",
+            }
+            event = message(0, [json.dumps(body).encode()], partition=part)
+            await worker.handle(Acks(), event, no_dead)  # type: ignore[arg-type]
+        await worker.flush()
+        await sink.close()
+
+    asyncio.run(run())
+    assert sent.count("kpi") >= 2 and "unit" in sent
+    assert sent == sorted(sent, key=lambda kind: kind != "kpi")  # every "kpi" first
