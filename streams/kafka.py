@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.partitioner import murmur2
+from murmurhash2 import murmurhash2
 
 from ioc.topics import EDGE_HEADER, Topics
 
@@ -29,9 +29,13 @@ log = logging.getLogger(__name__)
 MAX_ENVELOPE_BYTES = 900_000
 
 
+# The seed of Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2).
+KAFKA_MURMUR2_SEED = 0x9747B28C
+
+
 def partition_for(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for ``key``."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return (murmurhash2(key.encode(), KAFKA_MURMUR2_SEED) & 0x7FFFFFFF) % partitions
 
 
 def edge_header(at: float) -> list[tuple[str, bytes]]:

@@ -3,6 +3,8 @@ from typing import Any
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ioc.topics import Topics
 from streams.kafka import (
@@ -19,6 +21,13 @@ def test_partitions_match_kafkas_default_partitioner() -> None:
     parts = list(range(6))
     for key in ("H01.00166-260316-000001", "D1", "Đăng ký", "x" * 100):
         assert partition_for(key, 6) == DefaultPartitioner()(key.encode(), parts, parts)
+
+
+@given(st.text(max_size=200), st.integers(min_value=1, max_value=64))
+def test_any_key_lands_where_kafkas_reference_partitioner_puts_it(key: str, count: int) -> None:
+    # every tail length (0-3 bytes after the 4-byte words), any UTF-8
+    parts = list(range(count))
+    assert partition_for(key, count) == DefaultPartitioner()(key.encode(), parts, parts)
 
 
 def test_lines_are_grouped_by_their_keys_partition() -> None:
