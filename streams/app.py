@@ -35,6 +35,7 @@ from streams.catchup import Offsets
 from streams.health import WriterHealth
 from streams.inbox import Inbox
 from streams.metrics import WorkerMetrics
+from streams.partition_worker import confirmed
 from streams.sensor_worker import SensorWorker
 from streams.sinks.event_ids import EventIds
 from streams.sinks.heartbeats import write_heartbeat
@@ -120,10 +121,8 @@ def create_app(
 
     async def publish_alerts(message: bytes, part: int) -> None:
         # wait for the broker: the transition is marked sent after this. The
-        # worker gives up waiting after a while (``streams.partition_worker``);
-        # shielded, so the producer's own future is never cancelled under it.
-        delivered = await alerts_topic.send(value=message, partition=part)
-        await asyncio.shield(delivered)
+        # worker gives up waiting after a while (``streams.partition_worker``)
+        await confirmed(await alerts_topic.send(value=message, partition=part))
 
     worker = ProcedureWorker(
         settings,

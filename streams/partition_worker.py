@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from faust.types import EventT, StreamT
 
 from ioc.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Ack = tuple[StreamT[Any], EventT[Any]]
 Slot = TypeVar("Slot")
@@ -71,6 +74,26 @@ class Sends:
         matter."""
         if calls:
             await self(_all, send, calls)
+
+
+async def confirmed(awaitable: Awaitable[T]) -> T:
+    """Wait for the broker's confirmation of one message without letting a
+    timeout cancel it (a producer's own future, cancelled, would be lost to
+    it). When the wait is given up, what the delivery ends with later is
+    only logged: the message goes again with a later commit."""
+    delivery = asyncio.ensure_future(awaitable)  # the same future when it is one
+    try:
+        return await asyncio.shield(delivery)
+    except asyncio.CancelledError:
+        delivery.add_done_callback(_outcome_after_wait)
+        raise
+
+
+def _outcome_after_wait(delivery: asyncio.Future[Any]) -> None:
+    # retrieves the exception, else asyncio logs "never retrieved" with a
+    # traceback for a failure nobody waits for any more
+    if not delivery.cancelled() and (exc := delivery.exception()) is not None:
+        log.info("a send failed after its commit stopped waiting for it: %r", exc)
 
 
 async def _all(send: Callable[..., Awaitable[object]], calls: Sequence[tuple[Any, ...]]) -> None:

@@ -5,13 +5,15 @@ what it carried goes with a later commit."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import time
 from typing import Any
 
 import pytest
 
 from alerts.model import Signal
-from streams.partition_worker import Sends
+from streams.partition_worker import Sends, confirmed
 
 
 def test_a_send_not_confirmed_in_time_fails_and_so_do_the_rest_of_the_commit() -> None:
@@ -138,3 +140,37 @@ def _signals(raw: bytes) -> list[Signal]:
     from ioc import wire
 
     return signals_of(wire.message(raw, TYPE))
+
+
+def test_a_delivery_given_up_on_is_not_cancelled_and_its_later_failure_only_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    unhandled: list[dict[str, Any]] = []
+
+    async def run() -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+        delivery: asyncio.Future[None] = loop.create_future()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(confirmed(delivery), 0.01)
+        assert not delivery.cancelled()  # the producer's future lives on
+        delivery.set_exception(ConnectionError("broker gone"))
+        await asyncio.sleep(0)  # its callbacks run
+        return delivery
+
+    with caplog.at_level(logging.INFO, "streams.partition_worker"):
+        delivery = asyncio.run(run())
+    del delivery
+    gc.collect()
+    assert "broker gone" in caplog.text
+    assert unhandled == []  # no "Future exception was never retrieved"
+
+
+def test_a_delivery_waited_for_hands_its_failure_to_the_waiter() -> None:
+    async def run() -> None:
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivery.set_exception(ConnectionError("refused"))
+        with pytest.raises(ConnectionError, match="refused"):
+            await confirmed(delivery)
+
+    asyncio.run(run())
