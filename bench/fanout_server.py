@@ -42,7 +42,7 @@ from ioc.settings import Settings
 from ui_feed.app import create_app
 from ui_feed.hub import Hub
 from ui_feed.screen import Connection, DirectWriter
-from ui_feed.server import server_config
+from ui_feed.server import DISCONNECTS, server_config
 
 TOKEN = "bench-read-token-0123"
 SNDBUF = 32 * 1024
@@ -110,7 +110,9 @@ async def serve(kind: str, port: int, channels: int, rate: float) -> None:
         hub = cast(Hub, NaiveBroadcast())
     else:
         # as create_app builds it, seqs above the start time
-        hub = (Hub if kind == "hub" else AsgiHub)(seq_base=int(time.time() * 1000))
+        hub = (Hub if kind == "hub" else AsgiHub)(
+            seq_base=int(time.time() * 1000), disconnects=DISCONNECTS
+        )
     settings = Settings(api_port=port, read_token=TOKEN, log_level="WARNING")
     app = create_app(settings, hub=hub)
     config = server_config(app, settings, lifespan="off", backlog=4096, **overrides)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import socket
 import zlib
@@ -383,3 +384,42 @@ def test_a_burst_of_compressed_messages_is_parsed_a_slice_at_a_time() -> None:
 
     # inflated and queued for the app a slice of input at a time, not a read at a time
     assert run(main()) <= 2  # what one 2 kB slice of input completes; a whole read before
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_text_message_that_is_not_utf8_closes_the_screen_with_1007_and_logs_one_line() -> None:
+    logged = Records()
+    error_log = logging.getLogger("uvicorn.error")
+
+    async def scenario() -> bytes:
+        server, serving, port = await served(Hub(heartbeat=3600))
+        # after the server's logging set-up, which replaces the handlers;
+        # uvicorn's loggers do not propagate to the root (caplog)
+        error_log.addHandler(logged)
+        try:
+            sock = await raw_screen(port)
+            loop = asyncio.get_running_loop()
+            await loop.sock_sendall(sock, frame(0x1, b'{"op":"ping","x":"\xff\xfe"}'))
+            async with asyncio.timeout(10):
+                answer = await loop.sock_recv(sock, 64)
+            sock.close()
+            return answer
+        finally:
+            await stop(server, serving)
+
+    try:
+        answer = run(scenario())
+    finally:
+        error_log.removeHandler(logged)
+    assert answer[:1] == b"\x88" and int.from_bytes(answer[2:4]) == 1007  # close, 1007
+    [record] = [r for r in logged.records if "UTF-8" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "closed with 1007" in record.getMessage()
