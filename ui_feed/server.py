@@ -206,6 +206,15 @@ class StalledPeerProtocol(WebSocketsSansIOProtocol):
             # transport.close(): the same grace applies
             self.abort_later()
 
+    def send_receive_event_to_app(self) -> None:
+        if self.conn.state is not State.OPEN:
+            # The peer's close came in the same read as this message and was
+            # answered already: the message has no one to go to, and uvicorn's
+            # 1007 for one that is not UTF-8 would raise on a closing connection.
+            self.frames = []
+            return
+        super().send_receive_event_to_app()
+
     async def receive(self) -> ASGIReceiveEvent:
         message = await super().receive()
         if self.unread and self.queue.empty():

@@ -423,3 +423,27 @@ def test_a_text_message_that_is_not_utf8_closes_the_screen_with_1007_and_logs_on
     [record] = [r for r in logged.records if "UTF-8" in r.getMessage()]
     assert record.levelname == "WARNING" and record.exc_info is None
     assert "closed with 1007" in record.getMessage()
+
+
+def test_a_message_that_is_not_utf8_followed_by_a_close_gets_the_close_answered_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> bytes:
+        server, serving, port = await served(Hub(heartbeat=3600))
+        try:
+            sock = await raw_screen(port)
+            loop = asyncio.get_running_loop()
+            # both in one read: the close is parsed before the text reaches the app
+            bad = frame(0x1, b'{"op":"ping","x":"\xff"}')
+            await loop.sock_sendall(sock, bad + frame(0x8, (1000).to_bytes(2)))
+            async with asyncio.timeout(10):
+                answer = await loop.sock_recv(sock, 64)
+            sock.close()
+            return answer
+        finally:
+            await stop(server, serving)
+
+    with caplog.at_level(logging.WARNING):
+        answer = run(scenario())
+    assert answer[:1] == b"\x88" and int.from_bytes(answer[2:4]) == 1000  # the close answered
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
