@@ -116,6 +116,17 @@ class ScreenDeflateFactory(ServerPerMessageDeflateFactory):
         return response, extension
 
 
+INVALID_UTF8 = "Invalid UTF-8 sequence received from client"
+
+
+def _is_utf8(frames: list[bytes]) -> bool:
+    try:
+        b"".join(frames).decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class StalledPeerProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O websocket protocol, closing stalled peers with 1013
     and offering the hub a direct send."""
@@ -213,6 +224,14 @@ class StalledPeerProtocol(WebSocketsSansIOProtocol):
             # 1007 for one that is not UTF-8 would raise on a closing connection.
             self.frames = []
             return
+        if self.curr_msg_data_type == "text" and not _is_utf8(self.frames):
+            # uvicorn closes with 1007 too, but logs the client's fault as an
+            # error with a traceback: one per junk message buries our own
+            self.frames = []
+            self.logger.warning("%s: closed with 1007", INVALID_UTF8)
+            self.conn.send_close(1007)
+            self.handle_parser_exception()
+            return
         super().send_receive_event_to_app()
 
     async def receive(self) -> ASGIReceiveEvent:
@@ -255,32 +274,12 @@ class StalledPeerProtocol(WebSocketsSansIOProtocol):
             self.close_timer = self.loop.call_later(self.close_timeout, self.close_or_abort)
 
 
-# What uvicorn logs with a traceback, as its own error, when a screen sends
-# a text message that is not UTF-8; the screen is closed with 1007.
-INVALID_UTF8 = "Invalid UTF-8 sequence received from client"
-
-
-def client_fault_as_warning(record: logging.LogRecord) -> bool:
-    """A screen's invalid UTF-8 logged as a one-line warning: the fault is
-    the client's, and a traceback per junk message buries the server's own
-    errors."""
-    if record.exc_info and str(record.msg).startswith(INVALID_UTF8):
-        record.exc_info = record.exc_text = None
-        record.msg = f"{INVALID_UTF8}: closed with 1007"
-        record.levelno, record.levelname = logging.WARNING, "WARNING"
-    return True
-
-
 def install_log_redaction() -> None:
-    """Redact ``?token=`` values in every uvicorn log line, and log a
-    screen's invalid UTF-8 as a warning (idempotent)."""
+    """Redact ``?token=`` values in every uvicorn log line (idempotent)."""
     for name in LOGGERS:
         logger = logging.getLogger(name)
         if redact_tokens not in logger.filters:
             logger.addFilter(redact_tokens)
-    error_log = logging.getLogger("uvicorn.error")
-    if client_fault_as_warning not in error_log.filters:
-        error_log.addFilter(client_fault_as_warning)
 
 
 def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:

@@ -395,30 +395,31 @@ class Records(logging.Handler):
         self.records.append(record)
 
 
+async def first_answer_to(sent: bytes, log_to: logging.Handler | None = None) -> bytes:
+    """Serve the API; a raw screen sends ``sent`` in one write: the first
+    bytes it gets back. ``log_to`` joins ``uvicorn.error`` once the server's
+    logging is set up (which replaces the handlers; uvicorn's loggers do not
+    propagate to the root, where caplog listens)."""
+    server, serving, port = await served(Hub(heartbeat=3600))
+    if log_to is not None:
+        logging.getLogger("uvicorn.error").addHandler(log_to)
+    try:
+        sock = await raw_screen(port)
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(sock, sent)
+        async with asyncio.timeout(10):
+            answer = await loop.sock_recv(sock, 64)
+        sock.close()
+        return answer
+    finally:
+        await stop(server, serving)
+        if log_to is not None:
+            logging.getLogger("uvicorn.error").removeHandler(log_to)
+
+
 def test_a_text_message_that_is_not_utf8_closes_the_screen_with_1007_and_logs_one_line() -> None:
     logged = Records()
-    error_log = logging.getLogger("uvicorn.error")
-
-    async def scenario() -> bytes:
-        server, serving, port = await served(Hub(heartbeat=3600))
-        # after the server's logging set-up, which replaces the handlers;
-        # uvicorn's loggers do not propagate to the root (caplog)
-        error_log.addHandler(logged)
-        try:
-            sock = await raw_screen(port)
-            loop = asyncio.get_running_loop()
-            await loop.sock_sendall(sock, frame(0x1, b'{"op":"ping","x":"\xff\xfe"}'))
-            async with asyncio.timeout(10):
-                answer = await loop.sock_recv(sock, 64)
-            sock.close()
-            return answer
-        finally:
-            await stop(server, serving)
-
-    try:
-        answer = run(scenario())
-    finally:
-        error_log.removeHandler(logged)
+    answer = run(first_answer_to(frame(0x1, b'{"op":"ping","x":"\xff\xfe"}'), logged))
     assert answer[:1] == b"\x88" and int.from_bytes(answer[2:4]) == 1007  # close, 1007
     [record] = [r for r in logged.records if "UTF-8" in r.getMessage()]
     assert record.levelname == "WARNING" and record.exc_info is None
@@ -428,22 +429,9 @@ def test_a_text_message_that_is_not_utf8_closes_the_screen_with_1007_and_logs_on
 def test_a_message_that_is_not_utf8_followed_by_a_close_gets_the_close_answered_quietly(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def scenario() -> bytes:
-        server, serving, port = await served(Hub(heartbeat=3600))
-        try:
-            sock = await raw_screen(port)
-            loop = asyncio.get_running_loop()
-            # both in one read: the close is parsed before the text reaches the app
-            bad = frame(0x1, b'{"op":"ping","x":"\xff"}')
-            await loop.sock_sendall(sock, bad + frame(0x8, (1000).to_bytes(2)))
-            async with asyncio.timeout(10):
-                answer = await loop.sock_recv(sock, 64)
-            sock.close()
-            return answer
-        finally:
-            await stop(server, serving)
-
+    # both in one read: the close is parsed before the text reaches the app
+    bad = frame(0x1, b'{"op":"ping","x":"\xff"}')
     with caplog.at_level(logging.WARNING):
-        answer = run(scenario())
+        answer = run(first_answer_to(bad + frame(0x8, (1000).to_bytes(2))))
     assert answer[:1] == b"\x88" and int.from_bytes(answer[2:4]) == 1000  # the close answered
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
